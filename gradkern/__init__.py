@@ -1,0 +1,20 @@
+"""gradkern: closed-form chain-rule gradients of 1-neuron-per-layer activation chains.
+
+``import gradkern`` loads numpy and numba only; torch is imported by
+:mod:`gradkern.reference` when it is used.
+"""
+from .activations import ACTIVATIONS, Activation, activation
+from .api import BACKENDS, ChainGrad, chain_grad
+
+__version__ = "0.1.0"
+__all__ = ["ACTIVATIONS", "Activation", "activation", "ChainGrad", "chain_grad", "BACKENDS",
+           "reference"]
+
+
+def __getattr__(name):
+    # gradkern.reference imports torch: load it on first use only
+    if name == "reference":
+        import importlib
+
+        return importlib.import_module(".reference", __name__)
+    raise AttributeError(f"module 'gradkern' has no attribute {name!r}")

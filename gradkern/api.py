@@ -1,0 +1,162 @@
+"""Public entry point: :func:`chain_grad`, input checking and dtype rules."""
+from typing import NamedTuple
+
+import numpy as np
+
+from .activations import Activation, activation as _activation, from_torch, is_torch_module
+from .kernels_cpu import empty_noise, get_kernel
+
+__all__ = ["ChainGrad", "chain_grad", "resolve_activation", "BACKENDS"]
+
+BACKENDS = ("cpu",)
+
+
+class ChainGrad(NamedTuple):
+    """Results of :func:`chain_grad` for N inputs and L layers."""
+
+    output: np.ndarray  #: (N,) f(x)
+    weight_grads: np.ndarray  #: (N, L) column i is df/dw_{i+1}, per sample
+    input_grad: np.ndarray  #: (N,) df/dx
+
+
+def resolve_activation(act):
+    """An :class:`Activation` from an Activation, a name or a torch.nn module."""
+    if isinstance(act, Activation):
+        return act
+    if isinstance(act, str):
+        return _activation(act)
+    if is_torch_module(act):
+        return from_torch(act)
+    raise TypeError(
+        "activation must be a gradkern Activation, a torch.nn class name such as "
+        f"'Tanh', or a torch.nn activation module; got {type(act).__name__}"
+    )
+
+
+def _as_real_array(value, what):
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{what} must be array-like of real numbers: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(
+            f"{what} must hold real numbers (float or int), got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def compute_dtype(x):
+    """float32 stays float32, float64 stays float64, any other real -> float64."""
+    return np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
+
+
+def _prepare_inputs(x, weights):
+    x = _as_real_array(x, "x")
+    if x.ndim != 1:
+        raise ValueError(f"x must be 1-D (N inputs), got shape {x.shape}")
+    dtype = compute_dtype(x)
+    if x.dtype != dtype or not x.dtype.isnative:
+        x = x.astype(dtype)  # a copy: the caller's array is never written
+    w = _as_real_array(weights, "weights")
+    if w.ndim != 1 or w.shape[0] < 1:
+        raise ValueError(f"weights must be 1-D with at least one layer, got shape {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    return x, w, dtype
+
+
+def _prepare_noise(act, noise, seed, n, n_layers, dtype):
+    if not act.stochastic:
+        if noise is not None:
+            raise ValueError(f"noise= is only for RReLU in training mode, not {act!r}")
+        return empty_noise(dtype)
+    if noise is None:
+        # U[lower, upper] with the bounds rounded to dtype as torch rounds them
+        lo, hi = (float(dtype.type(act.params[k])) for k in ("lower", "upper"))
+        rng = np.random.default_rng(seed)
+        return rng.uniform(lo, hi, size=(n, n_layers)).astype(dtype)
+    noise = _as_real_array(noise, "noise")
+    if noise.shape != (n, n_layers):
+        raise ValueError(f"noise must have shape (N, L) = {(n, n_layers)}, got {noise.shape}")
+    return np.ascontiguousarray(noise, dtype=dtype)
+
+
+def _prepare_out(out, n, n_layers, dtype, inputs):
+    if out is None:
+        return ChainGrad(
+            np.empty(n, dtype), np.empty((n, n_layers), dtype), np.empty(n, dtype)
+        )
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise TypeError("out must be a ChainGrad or a tuple (output, weight_grads, input_grad)")
+    out = ChainGrad(*out)
+    shapes = ChainGrad((n,), (n, n_layers), (n,))
+    for name, arr, shape in zip(ChainGrad._fields, out, shapes):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"out.{name} must be a numpy array, got {type(arr).__name__}")
+        if arr.shape != shape or arr.dtype != dtype:
+            raise ValueError(
+                f"out.{name} must have shape {shape} and dtype {dtype}, "
+                f"got {arr.shape} {arr.dtype}"
+            )
+        if not arr.flags.writeable:
+            raise ValueError(f"out.{name} is read-only")
+        for other in inputs:
+            if np.may_share_memory(arr, other):
+                raise ValueError(f"out.{name} overlaps an input array")
+    for i in range(3):
+        for j in range(i):
+            if np.may_share_memory(out[i], out[j]):
+                raise ValueError(f"out.{out._fields[i]} overlaps out.{out._fields[j]}")
+    return out
+
+
+def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, seed=None):
+    """Output, df/dx and every df/dw_i of the chain f = a(w_L*a(...a(w_1*x))).
+
+    Parameters
+    ----------
+    x : array_like, shape (N,)
+        Scalar inputs.  float32 in -> float32 out, float64 -> float64; any
+        other real dtype (ints, float16) is converted to float64.  May be empty
+        or non-contiguous; it is never modified.
+    activation : Activation, str or torch.nn.Module
+        The activation between layers: ``gradkern.activation(...)``, a
+        ``torch.nn`` class name (case-insensitive), or a torch.nn activation
+        module instance (its parameters are read).
+    weights : array_like, shape (L,)
+        One weight per layer, L >= 1, any real values; rounded to x's dtype.
+    backend : {"cpu"}
+        Where to compute.
+    out : ChainGrad or tuple of 3 arrays, optional
+        Arrays to write the results into (shapes (N,), (N, L), (N,), dtype as
+        above); returned.
+    noise : array_like, shape (N, L), optional
+        RReLU in training mode only: the slope of sample n at layer k, used
+        where that layer's pre-activation is <= 0.  Pass the noise torch drew to
+        reproduce torch exactly; without it, slopes are drawn from
+        U[lower, upper] with ``numpy.random.default_rng(seed)``.
+    seed : int, optional
+        Seed for those slopes.
+
+    Returns
+    -------
+    ChainGrad
+        ``output`` (N,), ``weight_grads`` (N, L) with column i = df/dw_{i+1},
+        ``input_grad`` (N,).
+
+    Notes
+    -----
+    Derivatives follow PyTorch 2.13's CPU kernels, including the value at every
+    kink; a NaN pre-activation gives NaN gradients.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    act = resolve_activation(activation)
+    x, w, dtype = _prepare_inputs(x, weights)
+    n, n_layers = x.shape[0], w.shape[0]
+    noise_arr = _prepare_noise(act, noise, seed, n, n_layers, dtype)
+    res = _prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
+    kernel = get_kernel(act.spec, per_sample_noise=act.stochastic)
+    kernel(x, w, act.kernel_params(dtype), noise_arr, *res)
+    return res

@@ -1,0 +1,203 @@
+"""Parity of :func:`gradkern.chain_grad` against the PyTorch autograd reference.
+
+Used by ``gradkern verify`` and by the test suite, so both check the same things:
+
+- **piecewise-linear** activations (ReLU, LeakyReLU, PReLU, RReLU, Hardtanh,
+  ReLU6, Softshrink, Hardshrink): every result equal to torch's, in float32 and
+  float64 (rows whose chain met a NaN aside: torch's gradient there depends on
+  its SIMD/scalar path, gradkern's is NaN);
+- **smooth** activations: within ``torch.testing.assert_close``'s default
+  tolerances of torch in the same dtype, *and* no less accurate than torch
+  float32 itself against a float64 reference run on the same (rounded) inputs.
+
+Inputs: random values at several scales plus every special value: 0, -0,
++-1, +-3, 6, +-0.5, the activation's own kinks and their neighbours one ulp
+away, Softplus's threshold, +-inf, NaN, huge, denormal.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import ACTIVATIONS, activation
+from .api import chain_grad
+
+__all__ = ["special_values", "test_inputs", "weight_sets", "compare", "check", "run", "TOLERANCES"]
+
+#: torch.testing.assert_close defaults (torch/testing/_comparison.py _DTYPE_PRECISIONS)
+TOLERANCES = {np.dtype(np.float32): (1.3e-6, 1e-5), np.dtype(np.float64): (1e-7, 1e-7)}
+
+#: "no less accurate than torch float32": the kernel's worst error against the
+#: float64 reference may exceed torch's worst by at most this factor.  Both run
+#: the same float32 products of the chain, so which element rounds worst is
+#: luck; measured ratios over the whole suite (576 checks): 1.00 .. 1.15.
+ACCURACY_SLACK = 1.25
+
+
+def special_values(act, dtype):
+    """Kinks, their one-ulp neighbours and IEEE special values, in ``dtype``."""
+    dtype = np.dtype(dtype)
+    fi = np.finfo(dtype)
+    base = [0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 6.0, 0.5, -0.5, 20.0, -20.0, 100.0, -100.0,
+            np.inf, -np.inf, np.nan, float(fi.max), -float(fi.max), 1e30, -1e30,
+            float(fi.tiny), -float(fi.tiny), float(fi.smallest_subnormal),
+            -float(fi.smallest_subnormal), float(fi.tiny) / 8, -float(fi.tiny) / 8]
+    kinks = [dtype.type(k) for k in act.kinks()] + [dtype.type(k) for k in (0, 1, -1, 6, 20)]
+    near = []
+    for k in kinks:
+        near += [np.nextafter(k, dtype.type(np.inf)), np.nextafter(k, dtype.type(-np.inf))]
+    return np.array(base + kinks + near, dtype=dtype)
+
+
+def test_inputs(act, dtype, n_random=2000, seed=0):
+    """Random normals at scales 1e-3 .. 1e2, then the special values."""
+    rng = np.random.default_rng(seed)
+    scales = np.repeat([1e-3, 1e-1, 1.0, 3.0, 10.0, 100.0], -(-n_random // 6))[:n_random]
+    x = rng.standard_normal(n_random) * scales
+    return np.concatenate([x.astype(dtype), special_values(act, dtype)])
+
+
+def weight_sets(depth, seed=0):
+    """Named weight vectors of length ``depth``: ones, mixed signs, with a zero, random."""
+    rng = np.random.default_rng(seed + depth)
+    signed = np.resize([1.0, -0.5, 1.5, -1.25, 0.75], depth)
+    with_zero = np.resize([1.0, -1.0], depth)
+    with_zero[depth // 2] = 0.0
+    return {
+        "ones": np.ones(depth),
+        "signed": signed,
+        "zero": with_zero,
+        "random": rng.normal(0.0, 1.0, depth),
+    }
+
+
+@dataclass
+class Comparison:
+    """How a kernel result compares with the reference, one field per result."""
+
+    max_abs: float
+    max_rel: float
+    identical: float  # share of elements bit-identical (sign of zero included)
+    close: bool  # within assert_close's default tolerances
+    equal: bool  # equal values everywhere compared
+
+
+def _bit_identical(a, b):
+    if a.size == 0:
+        return 1.0
+    ai = a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+    bi = b.view(ai.dtype)
+    both_nan = np.isnan(a) & np.isnan(b)
+    return float(np.mean((ai == bi) | both_nan))
+
+
+def compare(k, r, dtype):
+    """Compare one kernel array ``k`` with the reference array ``r``."""
+    rtol, atol = TOLERANCES[np.dtype(dtype)]
+    k64, r64 = k.astype(np.float64), r.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return _compare(k, r, k64, r64, rtol, atol)
+
+
+def _compare(k, r, k64, r64, rtol, atol):
+    same_nan = np.isnan(k64) == np.isnan(r64)
+    same_inf = np.where(np.isinf(r64), k64 == r64, True)
+    finite = np.isfinite(k64) & np.isfinite(r64)
+    diff = np.abs(k64 - r64)[finite]
+    ref = np.abs(r64)[finite]
+    max_abs = float(diff.max()) if diff.size else 0.0
+    rel = diff / np.where(ref > 0, ref, np.inf)
+    max_rel = float(rel.max()) if rel.size else 0.0
+    close = bool(same_nan.all() and same_inf.all() and np.all(diff <= atol + rtol * ref))
+    equal = bool(np.array_equal(k, r, equal_nan=True))
+    return Comparison(max_abs, max_rel, _bit_identical(k, r), close, equal)
+
+
+def _scaled_error(k, truth, dtype):
+    """max |k - truth| / (atol + rtol |truth|) over finite entries: errors in units
+    of the dtype's assert_close tolerance."""
+    rtol, atol = TOLERANCES[np.dtype(dtype)]
+    k64, t64 = k.astype(np.float64), truth.astype(np.float64)
+    m = np.isfinite(k64) & np.isfinite(t64)
+    if not m.any():
+        return 0.0
+    return float(np.max(np.abs(k64[m] - t64[m]) / (atol + rtol * np.abs(t64[m]))))
+
+
+@dataclass
+class CheckResult:
+    activation: str
+    dtype: str
+    depth: int
+    weights: str
+    fields: dict  # result name -> Comparison
+    accuracy: dict  # result name -> (kernel error, torch error) vs float64, float32 smooth only
+    ok: bool
+    why: str
+
+
+def _reference(x, act, w, noise_needed):
+    from . import reference
+
+    if noise_needed:
+        res, noise = reference.batched_grads(x, act, w)
+        return res, noise
+    return reference.per_sample_grads(x, act, w), None
+
+
+def check(act, dtype, weights, x=None, weights_name="", backend="cpu"):
+    """Run one parity check; returns a :class:`CheckResult`."""
+    dtype = np.dtype(dtype)
+    act = activation(act) if isinstance(act, str) else act
+    if x is None:
+        x = test_inputs(act, dtype)
+    x = np.asarray(x, dtype=dtype)
+    w = np.asarray(weights, dtype=dtype)
+    ref, noise = _reference(x, act, w, act.stochastic)
+    res = chain_grad(x, act, w, backend=backend, noise=noise)
+    nan_rows = np.isnan(ref.output) | np.isnan(res.output)
+    fields, problems = {}, []
+    if not np.array_equal(np.isnan(ref.output), np.isnan(res.output)):
+        problems.append("NaN outputs differ")
+    for name, k, r in zip(res._fields, res, ref):
+        keep = ~nan_rows
+        fields[name] = c = compare(k[keep], r[keep], dtype)
+        if act.piecewise_linear and not c.equal:
+            problems.append(f"{name} not equal")
+        if not act.piecewise_linear and not c.close:
+            problems.append(f"{name} outside assert_close tolerance")
+        if np.isnan(x).any() and not np.all(np.isnan(k[np.isnan(x)])):
+            problems.append(f"{name}: NaN input did not give NaN")
+    accuracy = {}
+    if not act.piecewise_linear and dtype == np.float32:
+        truth = _reference(x.astype(np.float64), act, w.astype(np.float64), False)[0]
+        for name, k, r, t in zip(res._fields, res, ref, truth):
+            keep = ~nan_rows
+            ek = _scaled_error(k[keep], t[keep], dtype)
+            et = _scaled_error(r[keep], t[keep], dtype)
+            accuracy[name] = (ek, et)
+            if ek > ACCURACY_SLACK * et + 1e-3:
+                problems.append(f"{name} less accurate than torch float32 ({ek:.3g} > {et:.3g})")
+    return CheckResult(act.name, dtype.name, len(w), weights_name, fields, accuracy,
+                       not problems, "; ".join(problems))
+
+
+def run(depths=(1, 3, 4, 30), dtypes=(np.float32, np.float64), names=None, backend="cpu",
+        seed=0, progress=None):
+    """All activations x dtypes x depths x weight sets.  Yields CheckResults."""
+    names = list(names or ACTIVATIONS)
+    for name in names:
+        params = {"training": False} if name == "RReLU" else {}
+        variants = [activation(name, **params)]
+        if name == "RReLU":
+            variants.append(activation(name, training=True))
+        for act in variants:
+            for dtype in dtypes:
+                x = test_inputs(act, dtype, seed=seed)
+                for depth in depths:
+                    for wname, w in weight_sets(depth, seed).items():
+                        r = check(act, dtype, w, x=x, weights_name=wname, backend=backend)
+                        if act.stochastic:
+                            r.activation = "RReLU(training)"
+                        if progress:
+                            progress(r)
+                        yield r
