@@ -13,9 +13,12 @@ sample's own row of ``weight_grads`` (slot k-1), and the backward reads it back
 and overwrites it with df/dw_k.  z_k is recomputed as w_k * a_{k-1}, the same
 single rounding, so no state is kept but the row the result needs anyway.
 
-Each product is the one multiplication PyTorch's Linear(1, 1) backward does,
-in the same dtype and with no FMA contraction (Numba's default), which is why
-piecewise-linear activations come out bit-identical to autograd.
+Each product is the one multiplication PyTorch's Linear(1, 1) does, in the
+same dtype and with no FMA contraction (Numba's default), which is why
+piecewise-linear activations come out bit-identical to autograd.  Linear runs
+a matmul, which accumulates from +0: ``0 + w*a`` turns a -0.0 product into
++0.0 (and changes nothing else), in the forward and in both backward products;
+``_linear`` does the same so that even the sign of zero matches.
 """
 import numba
 import numpy as np
@@ -23,6 +26,12 @@ import numpy as np
 from ._numba_util import cache_kernel
 
 __all__ = ["get_kernel"]
+
+
+@numba.njit
+def _linear(a, b):
+    """``a*b`` as a 1x1 matmul computes it: accumulated from +0, so -0 -> +0."""
+    return a * b + type(a)(0.0)
 
 
 @numba.njit
@@ -44,19 +53,19 @@ def _make_chain_kernel(forward, backward, layer_params):
             a = x[i]
             for k in range(n_layers):
                 out_gw[i, k] = a
-                a = forward(w[k] * a, layer_params(p, noise, i, k))
+                a = forward(_linear(w[k], a), layer_params(p, noise, i, k))
             out_y[i] = a
             g = type(a)(1.0)
             y = a
             for k in range(n_layers - 1, -1, -1):
                 a_prev = out_gw[i, k]
-                z = w[k] * a_prev
+                z = _linear(w[k], a_prev)
                 gz = backward(g, z, y, layer_params(p, noise, i, k))
                 if z != z:
                     # NaN in, NaN out: torch's value here depends on SIMD vs scalar path
                     gz = z
-                out_gw[i, k] = gz * a_prev
-                g = gz * w[k]
+                out_gw[i, k] = _linear(gz, a_prev)
+                g = _linear(gz, w[k])
                 y = a_prev
             out_gx[i] = g
 

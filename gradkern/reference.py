@@ -142,9 +142,10 @@ def batched_grads(x, activation, weights):
     """Batched autograd with one copy of the weights per sample.
 
     ``W`` is (N, L) with ``requires_grad``; layer k computes
-    ``act(W[:, k] * a)`` for all samples at once (the one product a
-    ``Linear(1, 1)`` does) and a single ``backward()`` of ``sum(f)`` gives every
-    per-sample df/dw.  The activation is the torch.nn module itself; RReLU in
+    ``act(bmm(W[:, k], a))`` for all samples at once, as N 1x1 matmuls: the one
+    product a ``Linear(1, 1)`` does, with the same accumulation from +0 (a plain
+    ``*`` would keep -0.0 where Linear gives +0.0).  A single ``backward()`` of
+    ``sum(f)`` gives every per-sample df/dw.  The activation is the torch.nn module itself; RReLU in
     training mode draws its noise for all samples of layer 1, then layer 2, ...
 
     Returns
@@ -161,7 +162,7 @@ def batched_grads(x, activation, weights):
     xt = torch.from_numpy(np.ascontiguousarray(x)).clone().requires_grad_(True)
     a = xt
     for k in range(len(weights)):
-        a = module(w[:, k] * a)
+        a = module(torch.bmm(w[:, k].reshape(n, 1, 1), a.reshape(n, 1, 1)).reshape(n))
     a.sum().backward()
     noise = None
     if isinstance(module, RecordingRReLU) and module.training:

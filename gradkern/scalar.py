@@ -265,13 +265,18 @@ def softplus_backward(g, x, y, p):
 # ----------------------------------------------------------------------------
 @jit
 def softshrink_forward(x, p):
-    r"""``x > l ? x - l : (x < -l ? x + l : x*0)`` (x*0 keeps NaN)."""
+    r"""``x > l ? x - l : (x < -l ? x + l : 0)``.
+
+    Inside the band PyTorch's SIMD path gives +0.0 and its scalar tail ``x*0``
+    (-0.0 for negative x); gradkern gives +0.0, as for most elements of a
+    tensor.  NaN falls through both tests and stays NaN via ``x + l``.
+    """
     T = type(x)
+    if x >= -p[0] and x <= p[0]:
+        return T(0.0)
     if x > p[0]:
         return x - p[0]
-    if x < -p[0]:
-        return x + p[0]
-    return x * T(0.0)
+    return x + p[0]
 
 
 @jit

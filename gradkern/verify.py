@@ -9,6 +9,10 @@ Used by ``gradkern verify`` and by the test suite, so both check the same things
 - **smooth** activations: within ``torch.testing.assert_close``'s default
   tolerances of torch in the same dtype, *and* no less accurate than torch
   float32 itself against a float64 reference run on the same (rounded) inputs.
+  Where torch float32 is itself outside that tolerance from float64 (seen:
+  Softplus, depth 30, x = 17.2, where 30 factors of 1 - 3e-8 each round), the
+  accuracy test alone decides;
+- **bit-identical** means the same bits, sign of zero included (NaN payloads aside).
 
 Inputs: random values at several scales plus every special value: 0, -0,
 +-1, +-3, 6, +-0.5, the activation's own kinks and their neighbours one ulp
@@ -31,6 +35,17 @@ TOLERANCES = {np.dtype(np.float32): (1.3e-6, 1e-5), np.dtype(np.float64): (1e-7,
 #: the same float32 products of the chain, so which element rounds worst is
 #: luck; measured ratios over the whole suite (576 checks): 1.00 .. 1.15.
 ACCURACY_SLACK = 1.25
+
+#: (activation, result) whose sign of zero torch itself makes depend on position:
+#: Softshrink's output inside the band is +0.0 on the SIMD body and ``x*0``
+#: (-0.0 for x < 0) on the scalar tail of each thread's chunk; gradkern gives
+#: +0.0.  Values are still required equal; only the zero's sign is let go.
+#: ... plus this many tolerance units: 0.1 x (1e-5 + 1.3e-6 |t|) is ~1.3e-7
+#: relative, about 2 float32 ulps, where "worst element" is a coin toss (seen:
+#: ELU depth 3, 0.079 vs torch's 0.056 on one seed, 0.5x on others).
+ACCURACY_FLOOR = 0.1
+
+SIGNED_ZERO_EXEMPT = {("Softshrink", "output")}
 
 
 def special_values(act, dtype):
@@ -155,28 +170,35 @@ def check(act, dtype, weights, x=None, weights_name="", backend="cpu"):
     ref, noise = _reference(x, act, w, act.stochastic)
     res = chain_grad(x, act, w, backend=backend, noise=noise)
     nan_rows = np.isnan(ref.output) | np.isnan(res.output)
+    keep = ~nan_rows
     fields, problems = {}, []
     if not np.array_equal(np.isnan(ref.output), np.isnan(res.output)):
         problems.append("NaN outputs differ")
-    for name, k, r in zip(res._fields, res, ref):
-        keep = ~nan_rows
-        fields[name] = c = compare(k[keep], r[keep], dtype)
-        if act.piecewise_linear and not c.equal:
-            problems.append(f"{name} not equal")
-        if not act.piecewise_linear and not c.close:
-            problems.append(f"{name} outside assert_close tolerance")
-        if np.isnan(x).any() and not np.all(np.isnan(k[np.isnan(x)])):
-            problems.append(f"{name}: NaN input did not give NaN")
     accuracy = {}
     if not act.piecewise_linear and dtype == np.float32:
         truth = _reference(x.astype(np.float64), act, w.astype(np.float64), False)[0]
         for name, k, r, t in zip(res._fields, res, ref, truth):
-            keep = ~nan_rows
-            ek = _scaled_error(k[keep], t[keep], dtype)
-            et = _scaled_error(r[keep], t[keep], dtype)
-            accuracy[name] = (ek, et)
-            if ek > ACCURACY_SLACK * et + 1e-3:
-                problems.append(f"{name} less accurate than torch float32 ({ek:.3g} > {et:.3g})")
+            accuracy[name] = (_scaled_error(k[keep], t[keep], dtype),
+                              _scaled_error(r[keep], t[keep], dtype))
+    for name, k, r in zip(res._fields, res, ref):
+        fields[name] = c = compare(k[keep], r[keep], dtype)
+        if act.piecewise_linear and not c.equal:
+            problems.append(f"{name} not equal")
+        elif act.piecewise_linear and c.identical < 1.0 and (act.name, name) not in SIGNED_ZERO_EXEMPT:
+            problems.append(f"{name} not bit-identical ({100 * c.identical:.3f}%)")
+        ek, et = accuracy.get(name, (0.0, 0.0))
+        if ek > ACCURACY_SLACK * et + ACCURACY_FLOOR:
+            problems.append(f"{name} less accurate than torch float32 ({ek:.3g} > {et:.3g})")
+        # torch float32 and gradkern can each be within the tolerance of the
+        # float64 truth on opposite sides and so 2x the tolerance apart (seen:
+        # Softplus, depth 30, x = 17.2: 30 factors of 1 - 3e-8, each rounded).
+        # Then closeness to the truth (ek <= 1), with the accuracy test above,
+        # decides; likewise where torch itself is outside it (et > 1).
+        if not act.piecewise_linear and not c.close and not (ek <= 1.0 or et > 1.0):
+            problems.append(f"{name} outside assert_close tolerance")
+        nan_in = np.isnan(x)
+        if nan_in.any() and not np.all(np.isnan(k[nan_in])):
+            problems.append(f"{name}: NaN input did not give NaN")
     return CheckResult(act.name, dtype.name, len(w), weights_name, fields, accuracy,
                        not problems, "; ".join(problems))
 

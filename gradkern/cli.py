@@ -1,0 +1,201 @@
+"""``gradkern`` command line: the seed experiments and the parity check.
+
+    gradkern vanishing --seed S [--samples 200] [--json]
+    gradkern chain --activation A --depth L --x X [--weights w1,w2,...] [--dtype ...] [--json]
+    gradkern verify [--backend cpu] [--seed S] [--depths 1,3,4,30] [--activations A,B]
+"""
+import argparse
+import json
+import os
+import sys
+
+__all__ = ["main"]
+
+
+def _table(headers, rows):
+    """Plain fixed-width table (no dependency)."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _floats(text):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+
+
+def _ints(text):
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def _param(text):
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    low = value.strip().lower()
+    if low in ("true", "false"):
+        return key.strip(), low == "true"
+    try:
+        return key.strip(), int(value) if value.strip().lstrip("-").isdigit() else float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key}: expected a number or true/false, got {value!r}")
+
+
+# ---------------------------------------------------------------------------
+def cmd_vanishing(args):
+    from .experiments import vanishing
+
+    rows = vanishing(args.seed, samples=args.samples)
+    if args.json:
+        print(json.dumps({"seed": args.seed, "samples": args.samples, "results": rows}, indent=2))
+    else:
+        print(f"mean |d out/d w1|, 3-layer SimpleNet, weights 1, {args.samples} x N(0,1), "
+              f"seed {args.seed}; ranked, least vanishing first\n")
+        print(_table(
+            ["rank", "activation", "gradkern", "autograd", "rel. diff", "agree"],
+            [[i, r["activation"], f"{r['mean_abs_grad']:.9g}", f"{r['autograd']:.9g}",
+              f"{abs(r['mean_abs_grad'] - r['autograd']) / max(abs(r['autograd']), 1e-300):.1e}",
+              "yes" if r["agree"] else "NO"] for i, r in enumerate(rows, 1)]))
+    return 0 if all(r["agree"] for r in rows) else 1
+
+
+def cmd_chain(args):
+    from .activations import activation
+    from .experiments import chain
+
+    act = activation(args.activation, **dict(args.param or []))
+    r = chain(act, depth=args.depth, x=args.x, weights=args.weights, dtype=args.dtype,
+              seed=args.seed)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"{r['activation']}, {len(r['weights'])} layers, x = {r['x']!r}, "
+              f"weights {r['weights']}, {r['dtype']}\n")
+        print(_table(["layer", "weight", "gradient of W (gradkern)", "autograd"],
+                     [[i, w, repr(k), repr(a)] for i, (w, k, a) in
+                      enumerate(zip(r["weights"], r["weight_grads"], r["autograd"]), 1)]))
+        print(f"\noutput {r['output']!r} (autograd {r['autograd_output']!r}); "
+              f"d out/dx {r['input_grad']!r} (autograd {r['autograd_input_grad']!r})")
+    return 0 if r["agree"] else 1
+
+
+def cmd_verify(args):
+    import numpy as np
+
+    from .activations import ACTIVATIONS
+    from .verify import run
+
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    names = args.activations or list(ACTIVATIONS)
+    unknown = [n for n in names if n not in ACTIVATIONS]
+    if unknown:
+        print(f"unknown activation(s) {unknown}; valid: {', '.join(ACTIVATIONS)}", file=sys.stderr)
+        return 2
+    print(f"gradkern verify: backend {args.backend}, seed {seed}, depths {args.depths}, "
+          f"weight sets ones/signed/zero/random, against torch autograd", file=sys.stderr)
+    groups = {}
+    total = [0]
+
+    def progress(r):
+        total[0] += 1
+        if not args.quiet and sys.stderr.isatty():
+            print(f"\r  {total[0]} checks ({r.activation} {r.dtype})", end="", file=sys.stderr)
+
+    for r in run(depths=args.depths, names=names, backend=args.backend, seed=seed,
+                 progress=progress):
+        groups.setdefault((r.activation, r.dtype), []).append(r)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    rows, failures = [], []
+    for (name, dtype), rs in groups.items():
+        f = [c for r in rs for c in r.fields.values()]
+        acc = [v for r in rs for v in r.accuracy.values()]
+        ok = sum(r.ok for r in rs)
+        failures += [r for r in rs if not r.ok]
+        rows.append([
+            name, dtype, "exact" if ACTIVATIONS[name.split("(")[0]].piecewise_linear else "close",
+            f"{max(c.max_abs for c in f):.2e}", f"{max(c.max_rel for c in f):.2e}",
+            f"{100 * float(np.mean([c.identical for c in f])):.1f}%",
+            f"{max(a for a, _ in acc):.3f}/{max(t for _, t in acc):.3f}" if acc else "-",
+            f"{ok}/{len(rs)}"])
+    print(_table(["activation", "dtype", "rule", "max abs diff", "max rel diff", "bit-identical",
+                  "f32 err vs f64: gk/torch", "passed"], rows))
+    print("\nmax abs/rel diff: gradkern vs torch autograd in the same dtype, over all results "
+          "(output, df/dw_i, df/dx).\nerr vs f64: worst error against a float64 autograd run, in "
+          "units of assert_close's tolerance.")
+    for r in failures:
+        print(f"FAIL {r.activation} {r.dtype} depth {r.depth} weights {r.weights}: {r.why}")
+    n = sum(len(rs) for rs in groups.values())
+    print(f"\n{n - len(failures)} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------------------
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="gradkern",
+        description="Closed-form chain-rule gradients of activation chains, checked "
+                    "against PyTorch autograd.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    v = sub.add_parser("vanishing", help="the corrected vanishing-gradient experiment, all 17 activations",
+                       description="For each activation: seed numpy and torch with S, build the "
+                                   "seed's 3-layer SimpleNet (weights 1), draw torch.randn((samples, 1)) "
+                                   "and report mean |d out/d w1|, by gradkern and by autograd, ranked.")
+    v.add_argument("--seed", type=int, required=True, help="seed for numpy and torch")
+    v.add_argument("--samples", type=int, default=200, help="inputs per activation (default 200)")
+    v.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    v.set_defaults(func=cmd_vanishing)
+
+    c = sub.add_parser("chain", help="per-layer gradients of one input through an L-layer chain",
+                       description="df/dw_i for every layer of f = a(w_L*a(...a(w_1*x))), "
+                                   "gradkern and autograd side by side.")
+    c.add_argument("--activation", required=True, help="torch.nn class name, e.g. Tanh")
+    c.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
+                   help="activation parameter, repeatable (e.g. --param negative_slope=0.2)")
+    c.add_argument("--depth", type=int, help="number of layers (default: len(weights), or 4)")
+    c.add_argument("--x", type=float, default=100.0, help="the input (default 100)")
+    c.add_argument("--weights", type=_floats, help="comma-separated weights w1,w2,... (default ones)")
+    c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    c.add_argument("--seed", type=int, help="torch seed for RReLU's training-mode noise")
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.set_defaults(func=cmd_chain)
+
+    f = sub.add_parser("verify", help="parity of the kernels against torch autograd",
+                       description="All activations x float32/float64 x depths x weight sets, on "
+                                   "fresh random inputs and every kink and special value; exits "
+                                   "non-zero on any failure.")
+    f.add_argument("--backend", default="cpu", help="backend to check (default cpu)")
+    f.add_argument("--seed", type=int, help="seed for the random inputs (default: fresh)")
+    f.add_argument("--depths", type=_ints, default=[1, 3, 4, 30],
+                   help="comma-separated depths (default 1,3,4,30)")
+    f.add_argument("--activations", type=lambda s: [a.strip() for a in s.split(",") if a.strip()],
+                   help="comma-separated activation names (default all)")
+    f.add_argument("--quiet", action="store_true", help="no progress line")
+    f.set_defaults(func=cmd_verify)
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError) as exc:
+        print(f"gradkern {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gradkern {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

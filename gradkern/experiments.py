@@ -1,0 +1,118 @@
+"""The two seed notebooks, corrected, each computed by the kernel and by autograd.
+
+- :func:`vanishing`: seed ``000_3d6265921afac97e.txt``.  For each activation:
+  ``np.random.seed(S); torch.manual_seed(S)``, build the 3-layer SimpleNet
+  (weights 1; its Linear layers draw their (overwritten) init from the torch
+  RNG, as in the notebook), draw ``torch.randn((samples, 1))``, and take the
+  mean over samples of |d out / d w1|.  The notebook's bug -- it rebinds
+  ``activation`` in a loop and so measures only the last one (Hardshrink) --
+  is fixed by running the whole experiment once per activation, re-seeded each
+  time, so every activation sees the inputs the notebook would have given it.
+  RReLU is in training mode (a fresh ``nn.RReLU()``) and draws its noise from
+  the same torch generator; the autograd loop records that noise and the
+  kernel is given it, so both compute the same function.
+- :func:`chain`: seed ``002_05a565a4c68fbedd.txt``, the per-layer gradients of
+  an L-layer chain at one input (Tanh at x=100 vanishes to 0.0 at layer 1).
+"""
+import numpy as np
+
+from .activations import ACTIVATIONS, activation
+from .api import chain_grad
+
+__all__ = ["vanishing", "chain", "RELATIVE_AGREEMENT"]
+
+#: kernel and autograd means must agree to this relative difference
+RELATIVE_AGREEMENT = 1e-6
+
+
+def _agree(a, b):
+    return bool(abs(a - b) <= RELATIVE_AGREEMENT * max(abs(a), abs(b)) or a == b)
+
+
+def vanishing(seed, samples=200, names=None):
+    """Mean |df/dw1| of the seed's 3-layer net for each activation, ranked.
+
+    Returns a list of dicts ``{"activation", "mean_abs_grad" (kernel),
+    "autograd", "agree"}``, largest mean first (ties keep the notebook's order).
+    """
+    import torch
+
+    from . import reference
+
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    rows = []
+    for name in names or ACTIVATIONS:
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        module = reference.to_torch(name, record_noise=True)
+        if name == "RReLU":
+            module.train(True)  # a fresh nn.RReLU() is in training mode
+        net = reference.SimpleNet(module, (1.0, 1.0, 1.0))
+        x = torch.randn((samples, 1))
+        ref, noise = reference.seed_loop_grads(net, x)
+        autograd = float(np.mean(np.abs(ref.weight_grads[:, 0]).astype(np.float64)))
+        res = chain_grad(x.numpy().reshape(-1), activation(name), np.ones(3, np.float32),
+                         noise=noise)
+        kernel = float(np.mean(np.abs(res.weight_grads[:, 0]).astype(np.float64)))
+        rows.append({"activation": name, "mean_abs_grad": kernel, "autograd": autograd,
+                     "agree": _agree(kernel, autograd)})
+    return sorted(rows, key=lambda r: -r["mean_abs_grad"])
+
+
+def chain(act, depth=None, x=100.0, weights=None, dtype="float32", seed=None):
+    """Per-layer df/dw of one input through an L-layer chain, kernel and autograd.
+
+    Parameters
+    ----------
+    act : Activation or str
+    depth : int, optional
+        Number of layers; defaults to ``len(weights)``, or 4 if no weights.
+    x : float
+    weights : sequence of float, optional
+        Defaults to ones.
+    dtype : "float32" or "float64"
+    seed : int, optional
+        RReLU in training mode only: seeds torch's generator for its noise.
+
+    Returns
+    -------
+    dict with ``weight_grads`` (kernel, layer 1 first), ``autograd``,
+    ``output``, ``autograd_output``, ``input_grad``, ``autograd_input_grad``
+    and ``agree`` (equal within assert_close's default tolerance).
+    """
+    import torch
+
+    from . import reference
+    from .verify import compare
+
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if weights is None:
+        depth = 4 if depth is None else depth
+        weights = [1.0] * depth
+    elif depth is not None and depth != len(weights):
+        raise ValueError(f"depth {depth} does not match {len(weights)} weights")
+    if len(weights) < 1:
+        raise ValueError("depth must be >= 1")
+    act = activation(act) if isinstance(act, str) else act
+    xs = np.array([x], dtype=dtype)
+    w = np.asarray(weights, dtype=dtype)
+    if act.stochastic:
+        if seed is not None:
+            torch.manual_seed(seed)
+        ref, noise = reference.batched_grads(xs, act, w)
+    else:
+        ref, noise = reference.per_sample_grads(xs, act, w), None
+    res = chain_grad(xs, act, w, noise=noise)
+    agree = all((compare(k, r, xs.dtype).equal or compare(k, r, xs.dtype).close)
+                for k, r in zip(res, ref))
+    return {
+        "activation": repr(act), "dtype": dtype, "x": float(xs[0]),
+        "weights": [float(v) for v in w],
+        "weight_grads": [float(v) for v in res.weight_grads[0]],
+        "autograd": [float(v) for v in ref.weight_grads[0]],
+        "output": float(res.output[0]), "autograd_output": float(ref.output[0]),
+        "input_grad": float(res.input_grad[0]), "autograd_input_grad": float(ref.input_grad[0]),
+        "agree": agree,
+    }
