@@ -1,0 +1,36 @@
+# The two commands of the README:
+#   make run    set up .venv (torch 2.13.0 CPU first) and run the main job
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+SEED   ?= 0
+
+.PHONY: run test setup bench verify clean
+
+run: $(VENV)/.installed
+	$(BIN)/gradkern vanishing --seed $(SEED)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+verify: $(VENV)/.installed
+	$(BIN)/gradkern verify
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only \
+		--benchmark-json=benchmarks/results/cpu.json
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 goes in first and alone: with it present, the extras' pin is
+# already satisfied; without it, pip would fetch the multi-GB CUDA build.
+$(VENV)/.installed: setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
+	find gradkern -name __pycache__ -prune -exec rm -rf {} +

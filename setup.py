@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="gradkern",
+    version="0.1.0",
+    description="Closed-form chain-rule gradients of 1-neuron activation chains as Numba "
+                "kernels, checked against PyTorch autograd",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["gradkern", "gradkern.*"]),
+    python_requires=">=3.10",
+    install_requires=["numpy>=1.24", "numba>=0.59"],
+    extras_require={
+        # torch==2.13.0 is what the conventions were measured on; install it first
+        # (CPU build) so pip does not pull a CUDA build for a looser pin
+        "torch": ["torch==2.13.0"],
+        "test": ["torch==2.13.0", "pytest>=7", "hypothesis>=6"],
+        "bench": ["torch==2.13.0", "pytest>=7", "pytest-benchmark>=4"],
+        "cuda": ["numba-cuda>=0.20"],
+    },
+    entry_points={"console_scripts": ["gradkern=gradkern.cli:main"]},
+    classifiers=["Programming Language :: Python :: 3", "Operating System :: POSIX :: Linux"],
+)

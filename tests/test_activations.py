@@ -1,0 +1,192 @@
+"""The registry and each activation's scalar forward/derivative, element by element.
+
+The chain of depth 1 with weight 1 is the activation itself (z = 1*x exactly),
+so `Activation.forward` / `.derivative` are compared with the torch.nn module
+applied to the same tensor, at random and special inputs, in both dtypes.
+"""
+import inspect
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import gradkern as gk
+from gradkern import reference, verify
+
+from .conftest import ACT_NAMES, default_activation
+
+
+def test_registry_is_the_seed_list():
+    seed = ("ELU, Hardtanh, LeakyReLU, LogSigmoid, PReLU, ReLU, ReLU6, RReLU, SELU, CELU, "
+            "Sigmoid, Softplus, Softshrink, Softsign, Tanh, Tanhshrink, Hardshrink").split(", ")
+    assert list(gk.ACTIVATIONS) == seed
+
+
+@pytest.mark.parametrize("name", ACT_NAMES)
+def test_defaults_match_torch_constructor(name):
+    sig = inspect.signature(getattr(torch.nn, name).__init__)
+    torch_defaults = {k: p.default for k, p in sig.parameters.items()
+                      # min_value/max_value: Hardtanh's deprecated aliases (default None)
+                      if k not in ("self", "inplace", "device", "dtype", "args", "kwargs",
+                                   "min_value", "max_value")
+                      and p.default is not inspect.Parameter.empty}
+    ours = {k: v for k, v in gk.ACTIVATIONS[name].defaults.items() if k != "training"}
+    assert ours == torch_defaults
+
+
+def test_rrelu_training_default_matches_a_fresh_module():
+    assert gk.activation("RReLU").params["training"] is torch.nn.RReLU().training
+
+
+@pytest.mark.parametrize("spelling", ["tanh", "TANH", "Tanh", "leakyrelu", "LeakyReLU", "relu6"])
+def test_names_are_case_insensitive(spelling):
+    assert gk.activation(spelling).name.lower() == spelling.lower()
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid names: ELU, Hardtanh"):
+        gk.activation("GELU")
+
+
+def test_unknown_parameter_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid parameters: beta, threshold"):
+        gk.activation("Softplus", alpha=1.0)
+    with pytest.raises(ValueError, match="valid parameters: none"):
+        gk.activation("Tanh", alpha=1.0)
+
+
+@pytest.mark.parametrize("name, params, exc", [
+    ("Hardtanh", {"min_val": 1.0, "max_val": -1.0}, ValueError),
+    ("Hardtanh", {"min_val": 1.0, "max_val": 1.0}, ValueError),
+    ("RReLU", {"lower": 0.5, "upper": 0.1}, ValueError),
+    ("CELU", {"alpha": 0.0}, ValueError),
+    ("Softplus", {"beta": 0.0}, ValueError),
+    ("Softshrink", {"lambd": -0.1}, ValueError),
+    ("PReLU", {"num_parameters": 3}, ValueError),
+    ("ELU", {"alpha": float("nan")}, ValueError),
+    ("ELU", {"alpha": "1"}, TypeError),
+    ("ELU", {"alpha": True}, TypeError),
+    ("RReLU", {"training": 1}, TypeError),
+    ("PReLU", {"num_parameters": 1.5}, TypeError),
+])
+def test_bad_parameters(name, params, exc):
+    with pytest.raises(exc, match=name):
+        gk.activation(name, **params)
+
+
+def test_activation_objects_are_values():
+    a, b = gk.activation("ELU", alpha=0.5), gk.activation("elu", alpha=0.5)
+    assert a == b and hash(a) == hash(b) and repr(a) == "ELU(alpha=0.5)"
+    assert gk.activation("ELU") != a
+    with pytest.raises(AttributeError):
+        a.params = {}
+    with pytest.raises(TypeError):
+        a.params["alpha"] = 2.0
+
+
+@pytest.mark.parametrize("module, expected", [
+    (torch.nn.ELU(alpha=0.3), gk.activation("ELU", alpha=0.3)),
+    (torch.nn.Hardtanh(-2.0, 3.0), gk.activation("Hardtanh", min_val=-2.0, max_val=3.0)),
+    (torch.nn.LeakyReLU(0.2), gk.activation("LeakyReLU", negative_slope=0.2)),
+    (torch.nn.PReLU(init=0.1), gk.activation("PReLU", init=float(np.float32(0.1)))),
+    (torch.nn.RReLU(0.1, 0.2).eval(), gk.activation("RReLU", lower=0.1, upper=0.2, training=False)),
+    (torch.nn.Softplus(2.0, 10.0), gk.activation("Softplus", beta=2.0, threshold=10.0)),
+    (torch.nn.ReLU6(), gk.activation("ReLU6")),
+    (torch.nn.Hardshrink(0.3), gk.activation("Hardshrink", lambd=0.3)),
+])
+def test_from_torch_module(module, expected):
+    assert gk.activations.from_torch(module) == expected
+
+
+def test_from_torch_rejects_other_modules():
+    with pytest.raises(TypeError, match="supported torch.nn modules"):
+        gk.chain_grad([1.0], torch.nn.GELU(), [1.0])
+
+
+# --- float32 constants rounded as PyTorch rounds them (torch-conventions.md §1.1) ---
+def _bits(v):
+    return int(np.array(v, np.float32).view(np.uint32))
+
+
+def test_float32_constants():
+    assert _bits(gk.activation("SELU").kernel_params(np.float32)[0]) == 0x3FE10966  # alpha*scale
+    assert _bits(gk.activation("SELU").kernel_params(np.float32)[1]) == 0x3F867D5F  # scale
+    assert _bits(gk.activation("LeakyReLU").kernel_params(np.float32)[0]) == 0x3C23D70A
+    rrelu = gk.activation("RReLU", training=False).kernel_params(np.float32)[0]
+    assert rrelu == np.float32(0.22916667)
+    assert gk.activation("SELU").kernel_params(np.float64)[0] == (
+        gk.activations.SELU_ALPHA * gk.activations.SELU_SCALE)
+
+
+# --- values at the kinks (torch-conventions.md §0, measured on torch 2.13) ---
+KINKS = [
+    ("ELU", {}, 0.0, 1.0), ("CELU", {}, 0.0, 1.0),
+    ("SELU", {}, 0.0, float(np.float32(1.7580993))),
+    ("Hardtanh", {}, -1.0, 0.0), ("Hardtanh", {}, 1.0, 0.0),
+    ("ReLU6", {}, 0.0, 0.0), ("ReLU6", {}, 6.0, 0.0),
+    ("LeakyReLU", {}, 0.0, float(np.float32(0.01))), ("LeakyReLU", {}, -0.0, float(np.float32(0.01))),
+    ("PReLU", {}, 0.0, 0.25), ("ReLU", {}, 0.0, 0.0), ("ReLU", {}, -0.0, 0.0),
+    ("RReLU", {"training": False}, 0.0, float(np.float32(0.22916667))),
+    ("LogSigmoid", {}, 0.0, 0.5), ("Sigmoid", {}, 0.0, 0.25),
+    ("Softplus", {}, 20.0, 1.0), ("Softplus", {}, 0.0, 0.5),
+    ("Softshrink", {}, 0.5, 0.0), ("Softshrink", {}, -0.5, 0.0),
+    ("Hardshrink", {}, 0.5, 0.0), ("Hardshrink", {}, -0.5, 0.0),
+    ("Softsign", {}, 0.0, 1.0), ("Tanh", {}, 0.0, 1.0), ("Tanhshrink", {}, 0.0, 0.0),
+    ("LogSigmoid", {}, float("inf"), 0.0), ("LogSigmoid", {}, float("-inf"), 1.0),
+    ("ELU", {}, float("-inf"), 0.0), ("Softplus", {}, float("inf"), 1.0),
+]
+
+
+@pytest.mark.parametrize("name, params, x, expected", KINKS)
+def test_derivative_at_kinks(name, params, x, expected):
+    act = gk.activation(name, **params)
+    got = act.derivative(np.array([x], np.float32))[0]
+    assert got == np.float32(expected)
+    module = reference.to_torch(act)
+    xt = torch.tensor([x], requires_grad=True)
+    module(xt).backward()
+    assert got == xt.grad[0].item()
+
+
+def _torch_elementwise(act, x):
+    module = reference.to_torch(act).to(torch.float64 if x.dtype == np.float64 else torch.float32)
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    y = module(xt)
+    y.backward(torch.ones_like(y))
+    return y.detach().numpy(), xt.grad.numpy()
+
+
+@pytest.mark.parametrize("name", ACT_NAMES)
+def test_elementwise_against_torch(name, dtype):
+    act = default_activation(name)
+    x = verify.test_inputs(act, dtype, n_random=500, seed=3)
+    y_ref, d_ref = _torch_elementwise(act, x)
+    y, d = act.forward(x), act.derivative(x)
+    ok = ~np.isnan(x)
+    if act.piecewise_linear:
+        assert np.array_equal(y, y_ref, equal_nan=True)
+        assert np.array_equal(d[ok], d_ref[ok])
+    else:
+        torch.testing.assert_close(y, y_ref, equal_nan=True)
+        torch.testing.assert_close(d[ok], d_ref[ok], equal_nan=True)
+    assert np.isnan(y[~ok]).all() and np.isnan(d[~ok]).all()
+
+
+@pytest.mark.parametrize("name", ["Sigmoid", "Tanh", "ELU", "Softplus", "LogSigmoid"])
+def test_float32_transcendentals_correctly_rounded(name):
+    """float32 results of the single transcendental functions equal the float64
+    value rounded once (the scalar module's _tanh/_exp/... promise)."""
+    act = gk.activation(name)
+    x = np.random.default_rng(0).standard_normal(20000).astype(np.float32) * 4
+    y32 = act.forward(x)
+    y64 = act.forward(x.astype(np.float64))
+    if name == "Tanh":  # a single rounding: equal to the rounded double in >= 99.99%
+        assert np.mean(y32 == y64.astype(np.float32)) > 0.9999
+    assert np.max(np.abs(y32 - y64) / np.maximum(np.abs(y64), 1e-30)) < 2.5 * 2 ** -24 * 2
+
+
+def test_kinks_listed_for_every_activation():
+    for name in ACT_NAMES:
+        assert default_activation(name).kinks(), name
+    assert gk.activation("Softplus", beta=2.0, threshold=10.0).kinks()[0] == 5.0

@@ -1,0 +1,110 @@
+"""chain_grad against the PyTorch autograd reference: every activation x dtype x
+depth x weight set, on random inputs of several scales and every special value.
+
+The rules live in gradkern.verify (shared with `gradkern verify`):
+piecewise-linear -> bit-identical; smooth -> within assert_close's defaults and
+no less accurate than torch float32 against float64.
+"""
+import numpy as np
+import pytest
+
+import gradkern as gk
+from gradkern import reference, verify
+
+from .conftest import ACT_NAMES, PIECEWISE, default_activation
+
+DEPTHS = [1, 2, 3, 4, 7, 30]
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("name", ACT_NAMES)
+def test_parity(name, dtype, depth):
+    act = default_activation(name)
+    x = verify.test_inputs(act, dtype, n_random=1500, seed=depth)
+    for wname, w in verify.weight_sets(depth, seed=11).items():
+        r = verify.check(act, dtype, w, x=x, weights_name=wname)
+        assert r.ok, f"{act!r} {dtype} depth {depth} weights {wname}: {r.why}"
+        if act.piecewise_linear:
+            for field, c in r.fields.items():
+                if (name, field) not in verify.SIGNED_ZERO_EXEMPT:
+                    assert c.identical == 1.0, field
+
+
+@pytest.mark.parametrize("depth", [1, 3, 30])
+def test_rrelu_training_reproduces_torch_noise(dtype, depth):
+    """With the noise torch drew, the kernel reproduces torch bit for bit."""
+    act = gk.activation("RReLU", training=True)
+    x = verify.test_inputs(act, dtype, n_random=3000, seed=depth)
+    for wname, w in verify.weight_sets(depth, seed=5).items():
+        ref, noise = reference.batched_grads(x, act, w)
+        assert noise.shape == (x.size, depth)
+        drawn = noise[noise != 1]
+        lo, hi = dtype.type(1 / 8), dtype.type(1 / 3)
+        assert drawn.size > 0 and drawn.min() >= lo and drawn.max() <= hi
+        res = gk.chain_grad(x, act, w.astype(dtype), noise=noise)
+        ok = ~np.isnan(ref.output)
+        for k, r in zip(res, ref):
+            assert verify._bit_identical(k[ok], r[ok]) == 1.0, wname
+
+
+def test_rrelu_seed_loop_noise_reproduced():
+    """The notebook's per-sample loop draws noise sample-major; recorded, it
+    reproduces that loop too (the vanishing experiment relies on this)."""
+    import torch
+
+    torch.manual_seed(7)
+    net = reference.SimpleNet(reference.to_torch(gk.activation("RReLU"), record_noise=True),
+                              (1.0, -0.5, 2.0))
+    x = torch.randn(300)
+    ref, noise = reference.seed_loop_grads(net, x)
+    res = gk.chain_grad(x.numpy(), "RReLU", [1.0, -0.5, 2.0], noise=noise)
+    for k, r in zip(res, ref):
+        assert verify._bit_identical(k, r) == 1.0
+
+
+def test_rrelu_training_seeded_draws():
+    act = gk.activation("RReLU", training=True)
+    x = -np.abs(np.random.default_rng(1).standard_normal(1000))
+    a = gk.chain_grad(x, act, [1.0, 1.0], seed=3)
+    b = gk.chain_grad(x, act, [1.0, 1.0], seed=3)
+    c = gk.chain_grad(x, act, [1.0, 1.0], seed=4)
+    assert np.array_equal(a.weight_grads, b.weight_grads)
+    assert not np.array_equal(a.weight_grads, c.weight_grads)
+    slopes = a.output / (x * 1.0)  # layer 1 negative -> x*r1, layer 2: (x*r1)*r2
+    assert np.all((slopes >= (1 / 8) ** 2 - 1e-12) & (slopes <= (1 / 3) ** 2 + 1e-12))
+    with pytest.raises(ValueError, match="shape"):
+        gk.chain_grad(x, act, [1.0, 1.0], noise=np.ones((1000, 3)))
+
+
+@pytest.mark.parametrize("name", ACT_NAMES)
+def test_nan_in_nan_out(name, dtype):
+    act = default_activation(name)
+    x = np.array([np.nan, 1.0, -1.0, np.nan], dtype)
+    res = gk.chain_grad(x, act, [1.0, -2.0, 0.5], seed=0)
+    for arr in res:
+        assert np.isnan(arr[[0, 3]]).all()
+
+
+@pytest.mark.parametrize("name", PIECEWISE)
+def test_large_random_bit_identical(name):
+    """1e5 inputs: long SIMD bodies and several thread chunks on torch's side."""
+    act = default_activation(name)
+    x = np.random.default_rng(2).standard_normal(100_000).astype(np.float32) * 2
+    w = np.array([0.9, -1.7, 1.1, 0.3], np.float32)
+    ref = reference.per_sample_grads(x, act, w)
+    res = gk.chain_grad(x, act, w)
+    for k, r in zip(res, ref):
+        assert verify._bit_identical(k, r) == 1.0
+
+
+def test_seed_notebook_002_tanh_and_relu():
+    """Seed 002: Tanh at x=100 vanishes at layer 1; ReLU passes 100 to every layer."""
+    t = gk.chain_grad(np.array([100.0]), "Tanh", [1, 1, 1, 1])  # float64, as numpy
+    np.testing.assert_allclose(t.weight_grads[0], [0.0, 0.16770685876939032,
+                                                   0.3041246830975466, 0.436145382444544],
+                               rtol=1e-15)
+    t32 = gk.chain_grad(np.array([100.0], np.float32), "Tanh", [1, 1, 1, 1])
+    assert t32.weight_grads[0, 0] == 0.0
+    assert [f"{v:.7f}" for v in t32.weight_grads[0, 1:]] == ["0.1677068", "0.3041247", "0.4361453"]
+    r = gk.chain_grad(np.array([100.0], np.float32), "ReLU", [1, 1, 1, 1])
+    assert r.weight_grads.tolist() == [[100.0] * 4]
