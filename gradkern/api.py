@@ -1,22 +1,41 @@
-"""Public entry point: :func:`chain_grad`, input checking and dtype rules."""
+"""Public entry point: :func:`chain_grad`, input checking, dtype rules, backends.
+
+Backends are modules named in :data:`BACKENDS` and imported on first use, so
+``import gradkern`` never loads numba.cuda or a native library.  Each exposes
+``chain_grad(x, act, weights, *, out, noise, seed) -> ChainGrad`` taking the
+caller's raw x/weights/out and a resolved :class:`Activation`; the NumPy
+helpers below (``prepare_*``) are theirs to reuse.
+"""
+import importlib
 from typing import NamedTuple
 
 import numpy as np
 
 from .activations import Activation, activation as _activation, from_torch, is_torch_module
-from .kernels_cpu import empty_noise, get_kernel
+from .kernels_cpu import empty_noise
 
 __all__ = ["ChainGrad", "chain_grad", "resolve_activation", "BACKENDS"]
 
-BACKENDS = ("cpu",)
+#: backend name -> module implementing it (relative to the gradkern package)
+BACKENDS = {
+    "cpu": ".backend_cpu",
+}
 
 
-class ChainGrad(NamedTuple):
-    """Results of :func:`chain_grad` for N inputs and L layers."""
-
+class _ChainGradFields(NamedTuple):
     output: np.ndarray  #: (N,) f(x)
     weight_grads: np.ndarray  #: (N, L) column i is df/dw_{i+1}, per sample
     input_grad: np.ndarray  #: (N,) df/dx
+
+
+class ChainGrad(_ChainGradFields):
+    """Results of :func:`chain_grad` for N inputs and L layers.
+
+    A named tuple ``(output, weight_grads, input_grad)``; ``backend`` names the
+    backend that computed it (useful with ``backend="auto"``).
+    """
+
+    backend = None
 
 
 def resolve_activation(act):
@@ -52,7 +71,7 @@ def compute_dtype(x):
     return np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
 
 
-def _prepare_inputs(x, weights):
+def prepare_inputs(x, weights):
     x = _as_real_array(x, "x")
     if x.ndim != 1:
         raise ValueError(f"x must be 1-D (N inputs), got shape {x.shape}")
@@ -66,7 +85,7 @@ def _prepare_inputs(x, weights):
     return x, w, dtype
 
 
-def _prepare_noise(act, noise, seed, n, n_layers, dtype):
+def prepare_noise(act, noise, seed, n, n_layers, dtype):
     if not act.stochastic:
         if noise is not None:
             raise ValueError(f"noise= is only for RReLU in training mode, not {act!r}")
@@ -82,7 +101,7 @@ def _prepare_noise(act, noise, seed, n, n_layers, dtype):
     return np.ascontiguousarray(noise, dtype=dtype)
 
 
-def _prepare_out(out, n, n_layers, dtype, inputs):
+def prepare_out(out, n, n_layers, dtype, inputs):
     if out is None:
         return ChainGrad(
             np.empty(n, dtype), np.empty((n, n_layers), dtype), np.empty(n, dtype)
@@ -126,8 +145,8 @@ def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, s
         module instance (its parameters are read).
     weights : array_like, shape (L,)
         One weight per layer, L >= 1, any real values; rounded to x's dtype.
-    backend : {"cpu"}
-        Where to compute.
+    backend : str
+        Where to compute: one of ``gradkern.BACKENDS`` ("cpu": Numba parallel).
     out : ChainGrad or tuple of 3 arrays, optional
         Arrays to write the results into (shapes (N,), (N, L), (N,), dtype as
         above); returned.
@@ -150,13 +169,12 @@ def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, s
     Derivatives follow PyTorch 2.13's CPU kernels, including the value at every
     kink; a NaN pre-activation gives NaN gradients.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     act = resolve_activation(activation)
-    x, w, dtype = _prepare_inputs(x, weights)
-    n, n_layers = x.shape[0], w.shape[0]
-    noise_arr = _prepare_noise(act, noise, seed, n, n_layers, dtype)
-    res = _prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
-    kernel = get_kernel(act.spec, per_sample_noise=act.stochastic)
-    kernel(x, w, act.kernel_params(dtype), noise_arr, *res)
-    return res
+    return backend_module(backend).chain_grad(x, act, weights, out=out, noise=noise, seed=seed)
+
+
+def backend_module(name):
+    """The module implementing backend ``name`` (ValueError if unknown)."""
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; valid backends: {', '.join(BACKENDS)}")
+    return importlib.import_module(BACKENDS[name], __package__)

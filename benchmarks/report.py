@@ -1,0 +1,98 @@
+"""Turn pytest-benchmark JSON files into the README's tables (and a plot).
+
+    python benchmarks/report.py benchmarks/results/cpu.json [--md OUT.md] [--plot OUT.png]
+
+Table: samples/s (best round) per activation and lib at each (N, dtype, depth),
+with each peer's ratio gradkern/peer.  The plot (matplotlib, optional) shows
+throughput against N per lib, log-log.
+"""
+import argparse
+import json
+from collections import defaultdict
+
+
+def load(paths):
+    rows, machine = [], None
+    for path in paths:
+        with open(path) as fh:
+            data = json.load(fh)
+        for b in data["benchmarks"]:
+            info = b["extra_info"]
+            machine = machine or info.get("machine")
+            rows.append({**{k: info[k] for k in ("lib", "activation", "n", "dtype", "depth")},
+                         "samples_per_s": info["n"] / b["stats"]["min"]})
+    return rows, machine
+
+
+def fmt(v):
+    return f"{v:.2e}" if v else "—"
+
+
+def tables(rows, ours="gradkern-cpu"):
+    out = []
+    groups = defaultdict(dict)
+    libs = []
+    for r in rows:
+        groups[(r["n"], r["dtype"], r["depth"])].setdefault(r["activation"], {})[r["lib"]] = r["samples_per_s"]
+        if r["lib"] not in libs:
+            libs.append(r["lib"])
+    peers = [lib for lib in libs if lib != ours]
+    for (n, dtype, depth), acts in sorted(groups.items()):
+        out.append(f"\n**N = {n:.0e}, {dtype}, depth {depth}** (samples/s; ratio = {ours} / peer)\n")
+        head = ["activation", ours] + [h for p in peers for h in (p, "ratio")]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        for act, libv in acts.items():
+            g = libv.get(ours)
+            cells = [act, fmt(g)]
+            for p in peers:
+                v = libv.get(p)
+                cells += [fmt(v), f"{g / v:.2f}x" if g and v else "—"]
+            out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def plot(rows, path, activations=("Tanh", "ReLU")):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(activations), figsize=(6 * len(activations), 4.5), squeeze=False)
+    for ax, act in zip(axes[0], activations):
+        series = defaultdict(list)
+        for r in rows:
+            if r["activation"] == act and r["dtype"] == "float32":
+                series[r["lib"]].append((r["n"], r["samples_per_s"]))
+        for lib, pts in sorted(series.items()):
+            pts.sort()
+            ax.loglog([p[0] for p in pts], [p[1] for p in pts], "o-", label=lib)
+        ax.set(title=f"{act}, float32", xlabel="N (inputs)", ylabel="samples/s")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json", nargs="+")
+    ap.add_argument("--md", help="write the tables here (default: print)")
+    ap.add_argument("--plot", help="write a PNG throughput plot here")
+    args = ap.parse_args(argv)
+    rows, machine = load(args.json)
+    text = ""
+    if machine:
+        text += ("Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "\n")
+    text += tables(rows)
+    if args.md:
+        with open(args.md, "w") as fh:
+            fh.write(text + "\n")
+    else:
+        print(text)
+    if args.plot:
+        plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()

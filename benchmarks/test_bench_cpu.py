@@ -1,0 +1,50 @@
+"""Throughput of the chain gradients: gradkern's CPU kernel against the ways
+users compute them with torch (see gradkern.bench.LIBS).
+
+Each case times the steady state (setup and compilation outside the timing),
+records samples/s in extra_info, and checks its result: gradkern against
+torch autograd on the first 20k samples, every peer against gradkern.
+"""
+import numpy as np
+import pytest
+
+import gradkern as gk
+from gradkern import reference
+from gradkern.bench import LIBS, machine_info
+
+CHECK_N = 20_000
+
+
+def _act(name):
+    # RReLU is benchmarked in eval mode: training mode draws noise per call in torch
+    return gk.activation(name, training=False) if name == "RReLU" else gk.activation(name)
+
+
+def _close(a, b, dtype, piecewise):
+    ok = ~np.isnan(b)
+    if piecewise:
+        assert np.array_equal(a[ok], b[ok])
+    else:
+        rtol, atol = (1.3e-6, 1e-5) if dtype == np.float32 else (1e-7, 1e-7)
+        np.testing.assert_allclose(a[ok], b[ok], rtol=rtol * 4, atol=atol)
+
+
+def test_chain_grad(benchmark, lib, act_name, n, dtype, depth):
+    spec = LIBS[lib]
+    reason = spec.skip_reason(act_name, n)
+    if reason:
+        pytest.skip(reason)
+    act = _act(act_name)
+    x = (np.random.default_rng(0).standard_normal(n) * 2).astype(dtype)
+    w = np.ones(depth, dtype)
+    run, to_numpy = spec.make(x, act, w)
+    benchmark.group = f"{act_name} {dtype.name} depth {depth} N={n:g}"
+    result = to_numpy(benchmark(run))
+    benchmark.extra_info.update(
+        lib=lib, activation=act_name, n=n, dtype=dtype.name, depth=depth,
+        samples_per_s=n / benchmark.stats.stats.min, machine=machine_info())
+    m = min(n, CHECK_N)
+    expect = (reference.per_sample_grads(x[:m], act, w) if lib == "gradkern-cpu"
+              else gk.chain_grad(x[:m], act, w))
+    for got, exp in zip(result, expect):
+        _close(np.asarray(got)[:m], exp, dtype, act.piecewise_linear)

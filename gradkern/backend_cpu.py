@@ -1,0 +1,17 @@
+"""The ``cpu`` backend: NumPy arrays through the Numba parallel chain kernel."""
+from .api import prepare_inputs, prepare_noise, prepare_out
+from .kernels_cpu import get_kernel
+
+__all__ = ["chain_grad"]
+
+
+def chain_grad(x, act, weights, *, out=None, noise=None, seed=None):
+    """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation."""
+    x, w, dtype = prepare_inputs(x, weights)
+    n, n_layers = x.shape[0], w.shape[0]
+    noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
+    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
+    kernel = get_kernel(act.spec, per_sample_noise=act.stochastic)
+    kernel(x, w, act.kernel_params(dtype), noise_arr, *res)
+    res.backend = "cpu"
+    return res
