@@ -10,7 +10,7 @@ from llvmlite import ir
 from numba.core.caching import FunctionCache
 from numba.core.extending import intrinsic
 
-__all__ = ["fma", "cache_kernel"]
+__all__ = ["fma", "float_bits", "bits_float", "cache_kernel"]
 
 
 @intrinsic
@@ -68,9 +68,48 @@ def _function_key(fn):
     return f"{py.__module__}.{py.__qualname__}:{digest}:{path}:{stamp}"
 
 
-def cache_kernel(dispatcher, *functions):
+def cache_kernel(dispatcher, *parts):
     """Give ``dispatcher`` (a factory-made ``numba.njit`` closure) a disk cache
-    keyed by ``functions``, the jitted scalar functions it closes over."""
-    key = "|".join(_function_key(f) for f in functions)
+    keyed by ``parts``: the jitted scalar functions it closes over, and strings
+    for any other closure constant that changes the code."""
+    key = "|".join(p if isinstance(p, str) else _function_key(p) for p in parts)
     dispatcher._cache = _KeyedCache(dispatcher.py_func, key)
     return dispatcher
+
+
+@intrinsic
+def float_bits(typingctx, x):
+    """The IEEE bits of a float32/float64 as int32/int64 (an LLVM bitcast)."""
+    from numba.core import types
+
+    if x == types.float32:
+        res = types.int32
+    elif x == types.float64:
+        res = types.int64
+    else:
+        return None
+    sig = res(x)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+@intrinsic
+def bits_float(typingctx, i):
+    """The float32/float64 whose IEEE bits are the int32/int64 ``i``."""
+    from numba.core import types
+
+    if i == types.int32:
+        res = types.float32
+    elif i == types.int64:
+        res = types.float64
+    else:
+        return None
+    sig = res(i)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen

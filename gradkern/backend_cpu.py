@@ -1,4 +1,6 @@
 """The ``cpu`` backend: NumPy arrays through the Numba parallel chain kernel."""
+import numba
+
 from .api import prepare_inputs, prepare_noise, prepare_out
 from .kernels_cpu import get_kernel
 
@@ -12,6 +14,6 @@ def chain_grad(x, act, weights, *, out=None, noise=None, seed=None):
     noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
     res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
     kernel = get_kernel(act.spec, per_sample_noise=act.stochastic)
-    kernel(x, w, act.kernel_params(dtype), noise_arr, *res)
+    kernel(x, w, act.kernel_params(dtype), noise_arr, *res, numba.get_num_threads())
     res.backend = "cpu"
     return res

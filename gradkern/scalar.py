@@ -22,41 +22,40 @@ The value at NaN is not defined here: the chain kernels turn the gradient at a
 NaN pre-activation into NaN (PyTorch's own answer there depends on whether
 the element hit its scalar or its SIMD path; ``../shared/torch-conventions.md``).
 """
-import math
-
 import numba
-import numpy as np
 
 from ._numba_util import fma
+from ._vecmath import vexp, vexpm1, vlog1p, vtanh
 
-jit = numba.njit
+# error_model="numpy": IEEE division (x/0 -> inf/NaN) as in PyTorch, and no
+# ZeroDivisionError check, whose branch would keep loops from vectorising.
+# forceinline: LLVM alwaysinline.  LLVM's own inliner declined e.g. Softplus's
+# forward (log1p(exp) + a select) and so left a call in the kernel's loop:
+# scalar code, 9.5 ns/element instead of 1.6 measured.
+jit = numba.njit(error_model="numpy", forceinline=True)
 
 
-# Transcendentals rounded once to x's type.  torch's float32 tanh is MKL VML_HA
-# (< 1 ulp) and its exp/expm1/log1p are Sleef u10 on the SIMD path; glibc's
-# float32 tanhf measured 2.6x torch's worst error against float64 in the parity
-# suite, and ELU/SELU through expf/expm1f 1.3-1.4x.  Going through the double
-# function and one rounding is correctly rounded (double rounding aside), so
-# gradkern float32 is at least as accurate as torch float32.  For float64 the
-# conversions are no-ops.
+# Transcendentals: branch-free, vectorisable float32/float64 implementations
+# (gradkern._vecmath: <= 0.9-1.7 ulp, measured), so that a loop over samples
+# becomes SIMD code with no libm call and no float64 promotion in float32.
 @jit
 def _tanh(x):
-    return type(x)(math.tanh(np.float64(x)))
+    return vtanh(x)
 
 
 @jit
 def _exp(x):
-    return type(x)(math.exp(np.float64(x)))
+    return vexp(x)
 
 
 @jit
 def _expm1(x):
-    return type(x)(math.expm1(np.float64(x)))
+    return vexpm1(x)
 
 
 @jit
 def _log1p(x):
-    return type(x)(math.log1p(np.float64(x)))
+    return vlog1p(x)
 
 
 # ----------------------------------------------------------------------------
@@ -236,12 +235,12 @@ def softplus_forward(x, p):
     r"""``x*beta > threshold ? x : log1p(exp(x*beta)) / beta``.
 
     The linear branch returns x itself, and only when x*beta > threshold
-    strictly.
+    strictly.  Written as a select of both branches: with an early ``return x``
+    LLVM kept the loop scalar (8.8 ns/element vs 1.4 measured).
     """
     xb = x * p[0]
-    if xb > p[1]:
-        return x
-    return _log1p(_exp(xb)) / p[0]
+    smooth = _log1p(_exp(xb)) / p[0]
+    return x if xb > p[1] else smooth
 
 
 @jit
@@ -327,7 +326,7 @@ def softsign_backward(g, x, y, p):
 
 @jit
 def tanh_forward(x, p):
-    r"""``tanh(x)``, correctly rounded (see ``_tanh``)."""
+    r"""``tanh(x)``."""
     return _tanh(x)
 
 
