@@ -34,6 +34,19 @@ def make_chain_body(forward, backward, layer_params):
     (:func:`get_kernel`) and compiled to PTX for inspection without a GPU
     (:mod:`gradkern.cuda_ptx`).
     """
+    from numba.cuda.core import config
+
+    linear = _linear
+    if config.ENABLE_CUDASIM:
+        # The simulator runs this body as Python, thread by thread.  Two things
+        # differ from compiled code, both fixed here without touching a formula:
+        # a compiled function returns a float32 result as a Python float (so
+        # the next call would run in float64): cast each result back to the
+        # type of its first argument, as the compiled kernel's types are; and
+        # the simulator's arrays cannot be passed to compiled code: call the
+        # plain Python of ``layer_params`` (the one that indexes ``noise``).
+        forward, backward, linear = (_sim_typed(f) for f in (forward, backward, _linear))
+        layer_params = getattr(layer_params, "py_func", layer_params)
 
     def chain_kernel(x, w, p, noise, out_y, out_gw, out_gx):
         n_layers = w.shape[0]
@@ -43,23 +56,32 @@ def make_chain_body(forward, backward, layer_params):
             a = x[i]
             for k in range(n_layers):
                 out_gw[i, k] = a
-                a = forward(_linear(w[k], a), layer_params(p, noise, i, k))
+                a = forward(linear(w[k], a), layer_params(p, noise, i, k))
             out_y[i] = a
             g = type(a)(1.0)
             y = a
             for k in range(n_layers - 1, -1, -1):
                 a_prev = out_gw[i, k]
-                z = _linear(w[k], a_prev)
+                z = linear(w[k], a_prev)
                 gz = backward(g, z, y, layer_params(p, noise, i, k))
                 if z != z:
                     # NaN in, NaN out (as the CPU kernel)
                     gz = z
-                out_gw[i, k] = _linear(gz, a_prev)
-                g = _linear(gz, w[k])
+                out_gw[i, k] = linear(gz, a_prev)
+                g = linear(gz, w[k])
                 y = a_prev
             out_gx[i] = g
 
     return chain_kernel
+
+
+def _sim_typed(fn):
+    """``fn`` for the simulator: its result in the type of its first argument."""
+
+    def call(a, *args):
+        return type(a)(fn(a, *args))
+
+    return call
 
 
 def kernel_signature(dtype):
