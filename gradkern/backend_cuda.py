@@ -327,7 +327,11 @@ def _run_chunks(cuda, act, dtype, x, d_w, noise_arr, res, chunk, stream):
         _launch(cuda, act, dtype, d_x[:m], d_w, dn, views, stream)
         for d, host in zip(views, res):
             _to_host(d, host[start:stop], stream)
-    if stream:
+    _synchronize(stream)
+
+
+def _synchronize(stream):
+    if not isinstance(stream, int):  # 0: the default stream, copies already synchronous
         stream.synchronize()
 
 
@@ -335,7 +339,9 @@ def _to_host(d, host, stream):
     if host.flags.c_contiguous:
         d.copy_to_host(host, stream=stream)
     else:  # e.g. out.weight_grads a strided view: via a contiguous buffer
-        host[...] = d.copy_to_host(stream=stream)
+        buf = d.copy_to_host(stream=stream)
+        _synchronize(stream)
+        host[...] = buf
 
 
 def _alloc(cuda, allocate, nbytes):
