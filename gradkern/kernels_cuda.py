@@ -234,7 +234,7 @@ def launch_config(kernel, n):
         if best is None:
             # the device's own limit: threads resident per SM / block size
             threads = min(256, max_threads)
-            per_sm = max(1, dev.MAX_THREADS_PER_MULTI_PROCESSOR // threads)
+            per_sm = max(1, dev.MAX_THREADS_PER_MULTIPROCESSOR // threads)
             best = (0, per_sm, threads)
         _, per_sm, threads = best
         cached = _LAUNCH[key] = (per_sm * sms, threads)
