@@ -2,11 +2,12 @@
 
 Backends are modules named in :data:`BACKENDS` and imported on first use, so
 ``import gradkern`` never loads numba.cuda or a native library.  Each exposes
-``chain_grad(x, act, weights, *, out, noise, seed) -> ChainGrad`` taking the
+``chain_grad(x, act, weights, *, out, noise, seed[, stream]) -> ChainGrad`` taking the
 caller's raw x/weights/out and a resolved :class:`Activation`; the NumPy
 helpers below (``prepare_*``) are theirs to reuse.
 """
 import importlib
+import inspect
 from typing import NamedTuple
 
 import numpy as np
@@ -19,6 +20,8 @@ __all__ = ["ChainGrad", "chain_grad", "resolve_activation", "BACKENDS"]
 #: backend name -> module implementing it (relative to the gradkern package)
 BACKENDS = {
     "cpu": ".backend_cpu",
+    "cuda": ".backend_cuda",  # numba-cuda, the `cuda` extra
+    "auto": ".backend_auto",  # cuda when a GPU is usable, else cpu
 }
 
 
@@ -130,7 +133,8 @@ def prepare_out(out, n, n_layers, dtype, inputs):
     return out
 
 
-def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, seed=None):
+def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, seed=None,
+               stream=None):
     """Output, df/dx and every df/dw_i of the chain f = a(w_L*a(...a(w_1*x))).
 
     Parameters
@@ -146,10 +150,13 @@ def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, s
     weights : array_like, shape (L,)
         One weight per layer, L >= 1, any real values; rounded to x's dtype.
     backend : str
-        Where to compute: one of ``gradkern.BACKENDS`` ("cpu": Numba parallel).
+        Where to compute: one of ``gradkern.BACKENDS``: "cpu" (Numba
+        parallel), "cuda" (numba-cuda on an NVIDIA GPU; x may then also be a
+        device array, see the README's "CUDA backend"), "auto" (cuda when a GPU
+        is usable, else cpu; ``result.backend`` says which ran).
     out : ChainGrad or tuple of 3 arrays, optional
         Arrays to write the results into (shapes (N,), (N, L), (N,), dtype as
-        above); returned.
+        above); returned.  Device arrays when x is one.
     noise : array_like, shape (N, L), optional
         RReLU in training mode only: the slope of sample n at layer k, used
         where that layer's pre-activation is <= 0.  Pass the noise torch drew to
@@ -157,6 +164,10 @@ def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, s
         U[lower, upper] with ``numpy.random.default_rng(seed)``.
     seed : int, optional
         Seed for those slopes.
+    stream : optional
+        CUDA backends only: the stream to work on (a numba stream, a
+        ``torch.cuda.Stream``, a CuPy stream or a raw handle).  Passing one to
+        the cpu backend is a TypeError.
 
     Returns
     -------
@@ -170,7 +181,13 @@ def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, s
     kink; a NaN pre-activation gives NaN gradients.
     """
     act = resolve_activation(activation)
-    return backend_module(backend).chain_grad(x, act, weights, out=out, noise=noise, seed=seed)
+    module = backend_module(backend)
+    kwargs = {}
+    if stream is not None:
+        if "stream" not in inspect.signature(module.chain_grad).parameters:
+            raise TypeError(f"backend {backend!r} does not take stream= (it is for GPU backends)")
+        kwargs["stream"] = stream
+    return module.chain_grad(x, act, weights, out=out, noise=noise, seed=seed, **kwargs)
 
 
 def backend_module(name):

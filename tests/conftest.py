@@ -1,8 +1,31 @@
 """Shared parametrisation: everything comes from the activation registry."""
+import ctypes
+import os
+
 import numpy as np
 import pytest
 
-import gradkern as gk
+
+def _real_gpu_present():
+    """A CUDA driver that reports a device, asked through ctypes so that
+    numba.cuda is not imported (it reads NUMBA_ENABLE_CUDASIM on import)."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 \
+            and count.value > 0
+    except (OSError, AttributeError):
+        return False
+
+
+#: No GPU (CI): the CUDA backend's tests run on numba-cuda's simulator.  Set
+#: before anything imports numba.cuda; an explicit NUMBA_ENABLE_CUDASIM wins.
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _real_gpu_present():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+CUDASIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+REAL_GPU = not CUDASIM and _real_gpu_present()
+
+import gradkern as gk  # noqa: E402
 
 ACT_NAMES = list(gk.ACTIVATIONS)
 PIECEWISE = [n for n, s in gk.ACTIVATIONS.items() if s.piecewise_linear]

@@ -1,0 +1,381 @@
+"""The ``cuda`` backend: the chain kernel on an NVIDIA GPU through numba-cuda.
+
+Two paths, chosen by where ``x`` lives:
+
+- **device arrays** (anything with ``__cuda_array_interface__``: numba device
+  arrays, CuPy arrays, torch CUDA tensors): no host copy of x or of the
+  results; the results are numba device arrays (or the caller's ``out=``
+  arrays), which CuPy and torch take without a copy too
+  (``cupy.asarray(r)``, ``torch.as_tensor(r, device="cuda")``).  The launch
+  is asynchronous on ``stream``.
+- **NumPy arrays**: copied to the device in chunks that fit the free device
+  memory (:data:`CHUNK_SAMPLES` overrides the size), computed, copied back
+  into NumPy results; returns when they are filled.  Each sample's result
+  depends on that sample only, so chunking changes no bit.
+
+This module imports numba.cuda only when called, so that ``backend="auto"``
+can ask :func:`gpu_usable` and ``import gradkern`` stays light.
+"""
+import numpy as np
+
+from .api import ChainGrad, prepare_inputs, prepare_noise, prepare_out
+
+__all__ = ["chain_grad", "gpu_usable", "is_device_array", "CudaUnavailableError", "GPUOutOfMemoryError",
+           "CHUNK_SAMPLES", "chunk_samples"]
+
+#: Samples per host->device chunk; None sizes chunks from the free device memory.
+CHUNK_SAMPLES = None
+
+#: Share of the free device memory one chunk may use: the rest is headroom for
+#: numba's allocator, other streams and the caller's own allocations.
+FREE_MEMORY_SHARE = 0.7
+
+#: Halvings of the chunk size tried after an out-of-memory error before giving up
+#: (1 GiB chunk -> 64 MiB after 4).
+OOM_RETRIES = 4
+
+
+class CudaUnavailableError(RuntimeError):
+    """backend="cuda" was asked for but no usable CUDA GPU (or numba-cuda) is present."""
+
+
+class GPUOutOfMemoryError(MemoryError):
+    """The GPU ran out of memory for the arrays this call needs."""
+
+
+def _cuda():
+    """numba.cuda, or CudaUnavailableError saying what is missing."""
+    try:
+        from numba import cuda
+    except ImportError as exc:
+        raise CudaUnavailableError(
+            "backend='cuda' needs numba-cuda: pip install 'gradkern[cuda]' "
+            f"(import failed: {exc})") from None
+    if _simulated(cuda):
+        return cuda
+    if not cuda.is_available():
+        raise CudaUnavailableError(f"backend='cuda': no usable CUDA GPU: {_why_unavailable()}")
+    return cuda
+
+
+def _simulated(cuda=None):
+    from numba.cuda.core import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+def _why_unavailable():
+    try:
+        from numba.cuda.cudadrv.driver import driver
+
+        n = driver.get_device_count()
+        return "the driver reports no devices" if n == 0 else f"{n} device(s) but none usable"
+    except Exception as exc:  # CudaSupportError: no libcuda, driver too old, ...
+        return " ".join(str(exc).split())
+
+
+def gpu_usable():
+    """True when numba-cuda is installed and a real CUDA GPU can be used.
+
+    The simulator (``NUMBA_ENABLE_CUDASIM=1``) is not a GPU: False there, so
+    ``backend="auto"`` never picks it.
+    """
+    try:
+        from numba import cuda
+    except ImportError:
+        return False
+    return not _simulated(cuda) and bool(cuda.is_available())
+
+
+def chain_grad(x, act, weights, *, out=None, noise=None, seed=None, stream=None):
+    """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation."""
+    cuda = _cuda()
+    stream = _as_stream(cuda, stream)
+    if is_device_array(x):
+        res = _device_chain_grad(cuda, x, act, weights, out, noise, seed, stream)
+    else:
+        res = _host_chain_grad(cuda, x, act, weights, out, noise, seed, stream)
+    res.backend = "cuda"
+    return res
+
+
+# -- streams ------------------------------------------------------------------
+
+def _as_stream(cuda, stream):
+    """A numba stream from a numba Stream, a torch/CuPy stream or a raw handle."""
+    if stream is None or _simulated():
+        return 0 if stream is None else _sim_stream(cuda, stream)
+    if isinstance(stream, bool):
+        raise TypeError("stream must be a CUDA stream, not a bool")
+    from numba.cuda.cudadrv.driver import Stream
+
+    if isinstance(stream, Stream):
+        return stream
+    handle = None
+    if hasattr(stream, "__cuda_stream__"):  # CUDA stream protocol: (version, handle)
+        handle = stream.__cuda_stream__()[1]
+    elif hasattr(stream, "cuda_stream"):  # torch.cuda.Stream
+        handle = stream.cuda_stream
+    elif hasattr(stream, "ptr"):  # cupy.cuda.Stream
+        handle = stream.ptr
+    elif isinstance(stream, (int, np.integer)):
+        handle = int(stream)
+    if handle is None:
+        raise TypeError(
+            "stream must be a numba stream, a torch.cuda.Stream, a cupy stream, an object "
+            f"with __cuda_stream__, or a raw cudaStream_t handle; got {type(stream).__name__}")
+    return cuda.external_stream(int(handle))
+
+
+def _sim_stream(cuda, stream):
+    # The simulator runs synchronously and cannot wrap foreign handles; a numba
+    # stream object (cuda.stream()) is accepted, as on a GPU.
+    if isinstance(stream, (int, np.integer)) and not isinstance(stream, bool):
+        return 0
+    return stream
+
+
+# -- device arrays in, device arrays out --------------------------------------
+
+def is_device_array(obj):
+    """True for arrays in GPU memory: ``__cuda_array_interface__`` (CuPy, torch,
+    numba) or a numba (or simulator) device array."""
+    return hasattr(obj, "__cuda_array_interface__") or bool(getattr(obj, "__cuda_ndarray__", False))
+
+
+def _device_array(cuda, obj, what):
+    if getattr(obj, "__cuda_ndarray__", False):
+        return obj  # numba's own (or the simulator's) device array
+    try:
+        return cuda.as_cuda_array(obj)
+    except Exception as exc:
+        raise TypeError(f"{what}: not a usable CUDA array ({exc})") from None
+
+
+def _device_chain_grad(cuda, x, act, weights, out, noise, seed, stream):
+    d_x = _device_array(cuda, x, "x")
+    if d_x.ndim != 1:
+        raise ValueError(f"x must be 1-D (N inputs), got shape {d_x.shape}")
+    dtype = np.dtype(d_x.dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(
+            f"a device x must be float32 or float64, got {dtype}: convert it on the device "
+            "first (gradkern makes no host copy of device inputs)")
+    n = d_x.shape[0]
+    w = _small_host_weights(cuda, weights, dtype)
+    d_noise = _device_noise(cuda, act, noise, seed, n, w.shape[0], dtype, stream)
+    res, d_out = _device_out(cuda, out, n, w.shape[0], dtype, stream)
+    _check_no_overlap(d_x, d_noise, d_out)
+    _launch(cuda, act, dtype, d_x, cuda.to_device(w, stream=stream), d_noise, d_out, stream)
+    return res
+
+
+def _small_host_weights(cuda, weights, dtype):
+    # L weights are a handful of numbers: a device array of them is read back once
+    if is_device_array(weights):
+        weights = _device_array(cuda, weights, "weights").copy_to_host()
+    _, w, _ = prepare_inputs(np.zeros(0, dtype), weights)
+    return w
+
+
+def _device_noise(cuda, act, noise, seed, n, n_layers, dtype, stream):
+    if act.stochastic and noise is not None and is_device_array(noise):
+        d = _device_array(cuda, noise, "noise")
+        if d.shape != (n, n_layers) or np.dtype(d.dtype) != dtype:
+            raise ValueError(f"noise must have shape (N, L) = {(n, n_layers)} and dtype {dtype}, "
+                             f"got {d.shape} {d.dtype}")
+        return d
+    # host noise, or slopes drawn on the host exactly as the CPU backend draws
+    # them (same seed, same slopes, same results), then copied: N*L values
+    host = prepare_noise(act, noise, seed, n, n_layers, dtype)
+    if host.size == 0:
+        host = np.zeros((1, 1), dtype)  # the kernel never reads it
+    return _alloc(cuda, lambda: cuda.to_device(host, stream=stream), host.nbytes)
+
+
+def _device_out(cuda, out, n, n_layers, dtype, stream):
+    shapes = ChainGrad((n,), (n, n_layers), (n,))
+    if out is None:
+        nbytes = dtype.itemsize * n * (n_layers + 2)
+        arrays = _alloc(cuda, lambda: [cuda.device_array(s, dtype, stream=stream) for s in shapes],
+                        nbytes)
+        return ChainGrad(*arrays), ChainGrad(*arrays)
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise TypeError("out must be a ChainGrad or a tuple (output, weight_grads, input_grad)")
+    d_out = []
+    for name, arr, shape in zip(ChainGrad._fields, out, shapes):
+        if not is_device_array(arr):
+            raise TypeError(f"x is a device array, so out.{name} must be one too "
+                            f"(anything with __cuda_array_interface__), got {type(arr).__name__}")
+        d = _device_array(cuda, arr, f"out.{name}")
+        if d.shape != shape or np.dtype(d.dtype) != dtype:
+            raise ValueError(f"out.{name} must have shape {shape} and dtype {dtype}, "
+                             f"got {d.shape} {d.dtype}")
+        if _read_only(d):
+            raise ValueError(f"out.{name} is read-only")
+        d_out.append(d)
+    return ChainGrad(*out), ChainGrad(*d_out)
+
+
+def _span(d):
+    """[first, last) byte addresses a device array can touch."""
+    cai = d.__cuda_array_interface__
+    start = cai["data"][0]
+    if d.size == 0:
+        return start, start
+    reach = [step * (extent - 1) for extent, step in zip(d.shape, d.strides)]
+    lo = sum(r for r in reach if r < 0)
+    hi = sum(r for r in reach if r > 0)
+    return start + lo, start + hi + np.dtype(d.dtype).itemsize
+
+
+def _read_only(d):
+    if hasattr(d, "_ary"):  # the simulator's device array wraps a NumPy array
+        return not d._ary.flags.writeable
+    return bool(d.__cuda_array_interface__["data"][1])
+
+
+def _overlap(a, b):
+    if hasattr(a, "_ary") and hasattr(b, "_ary"):  # simulator
+        return np.may_share_memory(a._ary, b._ary)
+    (a0, a1), (b0, b1) = _span(a), _span(b)
+    return a0 < b1 and b0 < a1
+
+
+def _check_no_overlap(d_x, d_noise, d_out):
+    for name, d in zip(ChainGrad._fields, d_out):
+        if _overlap(d, d_x) or _overlap(d, d_noise):
+            raise ValueError(f"out.{name} overlaps an input array")
+    for i in range(3):
+        for j in range(i):
+            if _overlap(d_out[i], d_out[j]):
+                raise ValueError(f"out.{ChainGrad._fields[i]} overlaps out.{ChainGrad._fields[j]}")
+
+
+# -- NumPy in, NumPy out, in chunks ------------------------------------------
+
+def chunk_samples(n, n_layers, dtype, stochastic, free_bytes):
+    """Samples per chunk: :data:`CHUNK_SAMPLES`, or what fits the free memory.
+
+    A sample needs x, output and input_grad (3 values) plus its weight_grads
+    row (L) and, for RReLU training, its noise row (L): 8 bytes x (3 + 2L)
+    in float64 per sample, e.g. 72 bytes at L = 3, so 80 GB free hold a
+    0.7 x 80e9 / 72 = 780-million-sample chunk.
+    """
+    if CHUNK_SAMPLES is not None:
+        return max(1, int(CHUNK_SAMPLES))
+    per_sample = np.dtype(dtype).itemsize * (3 + n_layers * (2 if stochastic else 1))
+    fit = int(FREE_MEMORY_SHARE * free_bytes) // per_sample
+    return max(1, min(n, fit))
+
+
+def _free_bytes(cuda):
+    free, _ = cuda.current_context().get_memory_info()
+    # the simulator reports infinite memory: take the host's numbers as its limit
+    return int(min(free, 2**62))
+
+
+def _host_chain_grad(cuda, x, act, weights, out, noise, seed, stream):
+    if out is not None and isinstance(out, tuple) and any(
+            is_device_array(a) for a in out):
+        raise TypeError("x is a NumPy array, so out= must be NumPy arrays too; "
+                        "pass x as a device array to get results on the device")
+    if noise is not None and is_device_array(noise):
+        noise = _device_array(cuda, noise, "noise").copy_to_host()
+    x, w, dtype = prepare_inputs(x, weights)
+    n, n_layers = x.shape[0], w.shape[0]
+    noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
+    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
+    if n == 0:
+        return res
+    d_w = cuda.to_device(w, stream=stream)
+    chunk = min(n, chunk_samples(n, n_layers, dtype, act.stochastic, _free_bytes(cuda)))
+    for attempt in range(OOM_RETRIES + 1):
+        try:
+            _run_chunks(cuda, act, dtype, x, d_w, noise_arr, res, chunk, stream)
+            return res
+        except GPUOutOfMemoryError:
+            if attempt == OOM_RETRIES or chunk == 1:
+                raise
+            chunk = max(1, chunk // 2)
+    return res
+
+
+def _run_chunks(cuda, act, dtype, x, d_w, noise_arr, res, chunk, stream):
+    n, n_layers = x.shape[0], d_w.shape[0]
+    nbytes = dtype.itemsize * chunk * (n_layers * (2 if act.stochastic else 1) + 3)
+
+    def allocate():
+        bufs = ChainGrad(cuda.device_array(chunk, dtype, stream=stream),
+                         cuda.device_array((chunk, n_layers), dtype, stream=stream),
+                         cuda.device_array(chunk, dtype, stream=stream))
+        d_x = cuda.device_array(chunk, dtype, stream=stream)
+        shape = (chunk, n_layers) if act.stochastic else (1, 1)
+        d_noise = cuda.device_array(shape, dtype, stream=stream)
+        return d_x, d_noise, bufs
+
+    d_x, d_noise, bufs = _alloc(cuda, allocate, nbytes)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        m = stop - start
+        d_x[:m].copy_to_device(np.ascontiguousarray(x[start:stop]), stream=stream)
+        dn = d_noise
+        if act.stochastic:
+            dn = d_noise[:m]
+            dn.copy_to_device(np.ascontiguousarray(noise_arr[start:stop]), stream=stream)
+        views = ChainGrad(bufs.output[:m], bufs.weight_grads[:m], bufs.input_grad[:m])
+        _launch(cuda, act, dtype, d_x[:m], d_w, dn, views, stream)
+        for d, host in zip(views, res):
+            _to_host(d, host[start:stop], stream)
+    _synchronize(stream)
+
+
+def _synchronize(stream):
+    if not isinstance(stream, int):  # 0: the default stream, copies already synchronous
+        stream.synchronize()
+
+
+def _to_host(d, host, stream):
+    if host.flags.c_contiguous:
+        d.copy_to_host(host, stream=stream)
+    else:  # e.g. out.weight_grads a strided view: via a contiguous buffer
+        buf = d.copy_to_host(stream=stream)
+        _synchronize(stream)
+        host[...] = buf
+
+
+def _alloc(cuda, allocate, nbytes):
+    """Run ``allocate()``; a CUDA out-of-memory error becomes GPUOutOfMemoryError."""
+    try:
+        return allocate()
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+        try:
+            free = f"{_free_bytes(cuda) / 2**30:.2f} GiB free"
+        except Exception:
+            free = "free memory unknown"
+        raise GPUOutOfMemoryError(
+            f"GPU out of memory: this call needs {nbytes / 2**30:.2f} GiB on the device "
+            f"({free}). Pass NumPy arrays to have gradkern process them in chunks, or "
+            "split x yourself.") from None
+
+
+def _is_oom(exc):
+    code = getattr(exc, "code", None)
+    name = str(getattr(code, "name", code))
+    return "OUT_OF_MEMORY" in name or code == 2 or "out of memory" in str(exc).lower()
+
+
+# -- launch -------------------------------------------------------------------
+
+def _launch(cuda, act, dtype, d_x, d_w, d_noise, d_out, stream):
+    from .kernels_cuda import get_kernel, launch_config
+
+    n = d_x.shape[0]
+    if n == 0:
+        return
+    kernel = get_kernel(act.spec, dtype, per_sample_noise=act.stochastic)
+    blocks, threads = launch_config(kernel, n)
+    kernel[blocks, threads, stream](d_x, d_w, act.kernel_params(dtype), d_noise, *d_out)
+
