@@ -39,6 +39,19 @@ def _linear(a, b):
     return a * b + type(a)(0.0)
 
 
+# Parameters of layer k for sample i, as the CUDA kernel (kernels_cuda) reads
+# them; the CPU kernel inlines the same two cases (see _make_chain_kernel).
+@numba.njit(forceinline=True)
+def _shared_params(p, noise, i, k):
+    return p
+
+
+@numba.njit(forceinline=True)
+def _noise_params(p, noise, i, k):
+    # RReLU training: the slope of sample i at layer k
+    return (noise[i, k], p[1], p[2], p[3])
+
+
 #: samples per block: (L+1) x 256 float32 scratch is 4 KB at depth 3 and stays
 #: in L1 up to depth ~45; 256 = 16 AVX-512 float32 vectors per inner loop
 BLOCK = 256
