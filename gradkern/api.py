@@ -19,6 +19,8 @@ __all__ = ["ChainGrad", "chain_grad", "resolve_activation", "BACKENDS"]
 #: backend name -> module implementing it (relative to the gradkern package)
 BACKENDS = {
     "cpu": ".backend_cpu",
+    "native": ".backend_native",  # cuda/ C++ on the host (g++, OpenMP): make -C cuda
+    "native-cuda": ".backend_native_cuda",  # cuda/ CUDA C++ (nvcc), needs a GPU
 }
 
 
@@ -146,7 +148,9 @@ def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, s
     weights : array_like, shape (L,)
         One weight per layer, L >= 1, any real values; rounded to x's dtype.
     backend : str
-        Where to compute: one of ``gradkern.BACKENDS`` ("cpu": Numba parallel).
+        Where to compute: one of ``gradkern.BACKENDS`` ("cpu": Numba parallel;
+        "native": the C++ library of ``cuda/`` on the host, "native-cuda": its
+        CUDA build; both need ``make -C cuda`` first).
     out : ChainGrad or tuple of 3 arrays, optional
         Arrays to write the results into (shapes (N,), (N, L), (N,), dtype as
         above); returned.
