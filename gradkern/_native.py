@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .api import prepare_inputs, prepare_noise, prepare_out
+from .api import BackendUnavailableError, prepare_inputs, prepare_noise, prepare_out
 
 __all__ = ["NativeLibraryError", "ACTIVATION_IDS", "library_path", "load", "chain_grad"]
 
@@ -43,7 +43,7 @@ _KINDS = {
 }
 
 
-class NativeLibraryError(RuntimeError):
+class NativeLibraryError(BackendUnavailableError):
     """A native backend cannot run: library not built, stale, or no GPU."""
 
 
@@ -57,11 +57,13 @@ _LOADED = {}  # (backend, path) -> ctypes.CDLL
 
 
 def _build_hint(backend):
-    filename, env, _, target = _KINDS[backend]
-    where = f"make -C {CUDA_DIR}" if CUDA_DIR.is_dir() else "make -C cuda (in the gradkern source tree)"
-    extra = " (host library only, no CUDA needed: add `host`)" if backend == "native" else \
-        " (needs nvcc; the library runs only on an NVIDIA GPU)"
-    return f"build it with `{where}`{extra}, or set {env} to a built {filename}"
+    filename, env, _, _ = _KINDS[backend]
+    cuda = str(CUDA_DIR) if CUDA_DIR.is_dir() else "cuda"
+    if backend == "native":
+        how = f"`make -C {cuda}` (or `make -C {cuda} host`: g++ only, no CUDA needed)"
+    else:
+        how = f"`make -C {cuda}` (needs nvcc; the library runs only on an NVIDIA GPU)"
+    return f"build it with {how}, or set {env} to a built {filename}"
 
 
 def load(backend):

@@ -14,7 +14,7 @@ import numpy as np
 from .activations import Activation, activation as _activation, from_torch, is_torch_module
 from .kernels_cpu import empty_noise
 
-__all__ = ["ChainGrad", "chain_grad", "resolve_activation", "BACKENDS"]
+__all__ = ["ChainGrad", "chain_grad", "resolve_activation", "BACKENDS", "BackendUnavailableError"]
 
 #: backend name -> module implementing it (relative to the gradkern package)
 BACKENDS = {
@@ -22,6 +22,11 @@ BACKENDS = {
     "native": ".backend_native",  # cuda/ C++ on the host (g++, OpenMP): make -C cuda
     "native-cuda": ".backend_native_cuda",  # cuda/ CUDA C++ (nvcc), needs a GPU
 }
+
+
+class BackendUnavailableError(RuntimeError):
+    """A known backend that cannot run here: its library is not built, or it
+    needs a GPU there is none of.  The message says what to do."""
 
 
 class _ChainGradFields(NamedTuple):

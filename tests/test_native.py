@@ -307,3 +307,14 @@ def test_native_cuda_rrelu_training_reproduces_torch_noise(gpu, dtype, depth):
         ok = ~np.isnan(ref.output)
         for k, r in zip(res, ref):
             assert verify._bit_identical(k[ok], r[ok]) == 1.0
+
+
+def test_cli_verify_native(host_lib, monkeypatch, capsys):
+    from gradkern.cli import main
+
+    assert main(["verify", "--backend", "native", "--depths", "1,3", "--activations",
+                 "ReLU,Tanh", "--seed", "1", "--quiet"]) == 0
+    assert "32 passed, 0 failed" in capsys.readouterr().out
+    monkeypatch.setenv("GRADKERN_NATIVE_LIB", "/nonexistent/libgradkern_host.so")
+    assert main(["verify", "--backend", "native", "--depths", "1", "--quiet"]) == 2
+    assert "make -C" in capsys.readouterr().err
