@@ -126,7 +126,7 @@ int gk_cuda_device_count(void) {
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {  // no driver, no device: say why, report none
         fail(err, GK_ERR_NO_DEVICE);
-        cudaGetLastError();  // clear the sticky-free error so later calls start clean
+        cudaGetLastError();  // reset the runtime's last-error state for later calls
         return 0;
     }
     return count;
