@@ -15,14 +15,21 @@ import numpy as np
 from .activations import Activation, activation as _activation, from_torch, is_torch_module
 from .kernels_cpu import empty_noise
 
-__all__ = ["ChainGrad", "chain_grad", "resolve_activation", "BACKENDS"]
+__all__ = ["ChainGrad", "chain_grad", "resolve_activation", "BACKENDS", "BackendUnavailableError"]
 
 #: backend name -> module implementing it (relative to the gradkern package)
 BACKENDS = {
     "cpu": ".backend_cpu",
     "cuda": ".backend_cuda",  # numba-cuda, the `cuda` extra
     "auto": ".backend_auto",  # cuda when a GPU is usable, else cpu
+    "native": ".backend_native",  # cuda/ C++ on the host (g++, OpenMP): make -C cuda
+    "native-cuda": ".backend_native_cuda",  # cuda/ CUDA C++ (nvcc), needs a GPU
 }
+
+
+class BackendUnavailableError(RuntimeError):
+    """A known backend that cannot run here: its library is not built, or it
+    needs a GPU there is none of.  The message says what to do."""
 
 
 class _ChainGradFields(NamedTuple):
@@ -153,7 +160,9 @@ def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, s
         Where to compute: one of ``gradkern.BACKENDS``: "cpu" (Numba
         parallel), "cuda" (numba-cuda on an NVIDIA GPU; x may then also be a
         device array, see the README's "CUDA backend"), "auto" (cuda when a GPU
-        is usable, else cpu; ``result.backend`` says which ran).
+        is usable, else cpu; ``result.backend`` says which ran), "native" (the
+        C++ library of ``cuda/`` on the host) and "native-cuda" (its CUDA
+        build); both native ones need ``make -C cuda`` first.
     out : ChainGrad or tuple of 3 arrays, optional
         Arrays to write the results into (shapes (N,), (N, L), (N,), dtype as
         above); returned.  Device arrays when x is one.

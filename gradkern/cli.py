@@ -173,7 +173,8 @@ def build_parser():
                        description="All activations x float32/float64 x depths x weight sets, on "
                                    "fresh random inputs and every kink and special value; exits "
                                    "non-zero on any failure.")
-    f.add_argument("--backend", default="cpu", help="backend to check (default cpu)")
+    f.add_argument("--backend", default="cpu", help="backend to check: cpu (default), or native / native-cuda "
+                   "(the C++/CUDA libraries of cuda/, built by `make -C cuda`)")
     f.add_argument("--seed", type=int, help="seed for the random inputs (default: fresh)")
     f.add_argument("--depths", type=_ints, default=[1, 3, 4, 30],
                    help="comma-separated depths (default 1,3,4,30)")
@@ -185,11 +186,13 @@ def build_parser():
 
 
 def main(argv=None):
+    from .api import BackendUnavailableError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, BackendUnavailableError) as exc:
         print(f"gradkern {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

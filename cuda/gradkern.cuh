@@ -1,0 +1,324 @@
+/*
+ * gradkern.cuh -- every activation's forward and backward, and the per-sample
+ * chain rule, as __host__ __device__ templates for float and double.
+ *
+ * Compiled twice: by nvcc into the CUDA kernels (chain.cu) and by g++ into the
+ * OpenMP host library (chain_host.cpp), so the host library -- tested against
+ * PyTorch autograd on machines without a GPU -- runs exactly this code.
+ *
+ * Conventions (PyTorch 2.13 CPU; ../../shared/torch-conventions.md, and the
+ * Numba definitions in gradkern/scalar.py, which the tests check this against):
+ * - backward(g, x, y, p) is the vector-Jacobian product g * dy/dx in PyTorch's
+ *   order of operations (SELU's left branch is ((g*s)*negcoef)*exp(x*s), not
+ *   g*(negcoef*exp(..))), from the input x or the output y as PyTorch does
+ *   (Tanh, Sigmoid and ReLU use y).  Rounding then matches: piecewise-linear
+ *   activations are bit-identical to autograd.
+ * - no FMA contraction (g++ -ffp-contract=off, nvcc --fmad=false) except where
+ *   PyTorch's build fuses: Tanh and Tanhshrink backward, fma(-y, y, 1).
+ * - float exp, expm1, log1p and tanh are evaluated in double and rounded once.
+ *   glibc's tanhf measured 2.6x torch's worst error against float64 in the
+ *   parity suite (torch uses MKL VML_HA / Sleef u10); the double route is
+ *   correctly rounded up to double rounding.  For double it is a no-op.
+ * - p is the 4-slot parameter array, already rounded to T by the caller
+ *   (gradkern.activations); slot meanings are in gradkern.h.
+ * - the value at a NaN pre-activation is left to the chain (NaN gradient).
+ */
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+
+#include "gradkern.h"
+
+#ifdef __CUDACC__
+#define GK_HD __host__ __device__ __forceinline__
+#else
+#define GK_HD inline
+#endif
+
+namespace gk {
+
+template <typename T>
+struct Params {
+    T v[4];
+    GK_HD T operator[](int i) const { return v[i]; }
+};
+
+// ---------------------------------------------------------------------------
+// math helpers: one overload per type, so no call silently goes through double
+// ---------------------------------------------------------------------------
+GK_HD float abs_(float x) { return fabsf(x); }
+GK_HD double abs_(double x) { return fabs(x); }
+// explicit fused multiply-add, one rounding (not affected by -ffp-contract=off)
+GK_HD float fma_(float a, float b, float c) { return fmaf(a, b, c); }
+GK_HD double fma_(double a, double b, double c) { return fma(a, b, c); }
+// transcendentals through double, rounded once to T (see header comment)
+template <typename T> GK_HD T exp_(T x) { return T(exp(double(x))); }
+template <typename T> GK_HD T expm1_(T x) { return T(expm1(double(x))); }
+template <typename T> GK_HD T log1p_(T x) { return T(log1p(double(x))); }
+template <typename T> GK_HD T tanh_(T x) { return T(tanh(double(x))); }
+
+// Linear(1, 1) is a matmul that accumulates from +0: 0 + a*b turns a -0.0
+// product into +0.0 and changes nothing else.  Every product of the chain goes
+// through here, which is what makes even the sign of zero match autograd.
+template <typename T> GK_HD T linear(T a, T b) { return a * b + T(0); }
+
+// ---------------------------------------------------------------------------
+// ELU, CELU, SELU: PyTorch's one `elu` kernel.  p = (negcoef, poscoef,
+// input_scale forward, input_scale backward)
+// ---------------------------------------------------------------------------
+// x < 0 ? expm1(x*s)*negcoef : x*poscoef        (2.13 uses expm1, <= 2.10 exp-1)
+template <typename T> GK_HD T elu_forward(T x, const Params<T>& p) {
+    if (x < T(0)) return expm1_(x * p[2]) * p[0];
+    return x * p[1];
+}
+// x <= 0 ? ((g*s)*negcoef)*exp(x*s) : g*poscoef, from the input.  `<=`: the kink
+// takes the left branch, ELU'(0) = CELU'(0) = 1, SELU'(0) = 1.7580993 (alpha*scale).
+template <typename T> GK_HD T elu_backward(T g, T x, T y, const Params<T>& p) {
+    if (x <= T(0)) return ((g * p[3]) * p[0]) * exp_(x * p[3]);
+    return g * p[1];
+}
+
+// ---------------------------------------------------------------------------
+// Hardtanh, ReLU6.  p = (min_val, max_val)
+// ---------------------------------------------------------------------------
+// clamp: keeps NaN and -0.0
+template <typename T> GK_HD T hardtanh_forward(T x, const Params<T>& p) {
+    if (x < p[0]) return p[0];
+    if (x > p[1]) return p[1];
+    return x;
+}
+// zero *at* both kinks: Hardtanh'(+-1) = 0, ReLU6'(0) = ReLU6'(6) = 0
+template <typename T> GK_HD T hardtanh_backward(T g, T x, T y, const Params<T>& p) {
+    if (x <= p[0] || x >= p[1]) return T(0);
+    return g;
+}
+
+// ---------------------------------------------------------------------------
+// LeakyReLU, PReLU, RReLU.  p = (slope)
+// ---------------------------------------------------------------------------
+template <typename T> GK_HD T leaky_relu_forward(T x, const Params<T>& p) {
+    if (x > T(0)) return x;
+    return x * p[0];
+}
+// x > 0 ? g : g*slope: LeakyReLU'(0) = slope (0.0099999998f)
+template <typename T> GK_HD T leaky_relu_backward(T g, T x, T y, const Params<T>& p) {
+    if (x > T(0)) return g;
+    return g * p[0];
+}
+// x > 0 ? g : weight*g (PyTorch multiplies the weight first)
+template <typename T> GK_HD T prelu_backward(T g, T x, T y, const Params<T>& p) {
+    if (x > T(0)) return g;
+    return p[0] * g;
+}
+// training-mode RReLU, p[0] = this sample's noise at this layer; `<=` as in
+// _rrelu_with_noise_train, so zero takes the noise
+template <typename T> GK_HD T rrelu_train_forward(T x, const Params<T>& p) {
+    if (x <= T(0)) return x * p[0];
+    return x;
+}
+// noise*g, with noise = r where x <= 0 and 1 elsewhere (1*g == g)
+template <typename T> GK_HD T rrelu_train_backward(T g, T x, T y, const Params<T>& p) {
+    if (x <= T(0)) return p[0] * g;
+    return g;
+}
+
+// ---------------------------------------------------------------------------
+// ReLU
+// ---------------------------------------------------------------------------
+// clamp_min(x, 0): ReLU(-0.0) = -0.0, NaN stays NaN
+template <typename T> GK_HD T relu_forward(T x, const Params<T>& p) {
+    if (x < T(0)) return T(0);
+    return x;
+}
+// threshold_backward(g, y, 0) = y <= 0 ? 0 : g, from the output
+template <typename T> GK_HD T relu_backward(T g, T x, T y, const Params<T>& p) {
+    if (y <= T(0)) return T(0);
+    return g;
+}
+
+// ---------------------------------------------------------------------------
+// LogSigmoid, Sigmoid
+// ---------------------------------------------------------------------------
+// min(x, 0) - log1p(exp(-|x|)), PyTorch's overflow-free form
+template <typename T> GK_HD T log_sigmoid_forward(T x, const Params<T>& p) {
+    T m = x >= T(0) ? T(0) : x;  // NaN-propagating min(x, 0)
+    return m - log1p_(exp_(-abs_(x)));
+}
+// b = exp(-|x|): x < 0 ? (1 - b/(1+b))*g : (0 + b/(1+b))*g; LogSigmoid'(0) = 0.5
+template <typename T> GK_HD T log_sigmoid_backward(T g, T x, T y, const Params<T>& p) {
+    T b = exp_(-abs_(x));
+    T q = b / (T(1) + b);
+    if (x < T(0)) return (T(1) - q) * g;
+    return (T(0) + q) * g;
+}
+template <typename T> GK_HD T sigmoid_forward(T x, const Params<T>& p) {
+    return T(1) / (T(1) + exp_(-x));
+}
+// (g*(1-y))*y from the output: Sigmoid'(0) = 0.25
+template <typename T> GK_HD T sigmoid_backward(T g, T x, T y, const Params<T>& p) {
+    return (g * (T(1) - y)) * y;
+}
+
+// ---------------------------------------------------------------------------
+// Softplus.  p = (beta, threshold)
+// ---------------------------------------------------------------------------
+// x*beta > threshold ? x : log1p(exp(x*beta))/beta  (x itself, strictly greater)
+template <typename T> GK_HD T softplus_forward(T x, const Params<T>& p) {
+    T xb = x * p[0];
+    if (xb > p[1]) return x;
+    return log1p_(exp_(xb)) / p[0];
+}
+// z = exp(x*beta); x*beta > threshold ? g : (g*z)/(z+1).  At x*beta == threshold
+// the smooth branch: in float z + 1 == z (z = 4.85e8 at 20), exactly 1 for g = 1.
+template <typename T> GK_HD T softplus_backward(T g, T x, T y, const Params<T>& p) {
+    T xb = x * p[0];
+    if (xb > p[1]) return g;
+    T z = exp_(xb);
+    return (g * z) / (z + T(1));
+}
+
+// ---------------------------------------------------------------------------
+// Softshrink, Hardshrink.  p = (lambd)
+// ---------------------------------------------------------------------------
+// +0.0 inside the band (PyTorch's SIMD body; its scalar tail gives x*0);
+// NaN falls through both tests and stays NaN via x + l
+template <typename T> GK_HD T softshrink_forward(T x, const Params<T>& p) {
+    if (x >= -p[0] && x <= p[0]) return T(0);
+    if (x > p[0]) return x - p[0];
+    return x + p[0];
+}
+template <typename T> GK_HD T hardshrink_forward(T x, const Params<T>& p) {
+    if (x >= -p[0] && x <= p[0]) return T(0);
+    return x;
+}
+// zero on the closed band, kinks included
+template <typename T> GK_HD T shrink_backward(T g, T x, T y, const Params<T>& p) {
+    if (x >= -p[0] && x <= p[0]) return T(0);
+    return g;
+}
+
+// ---------------------------------------------------------------------------
+// Softsign, Tanh, Tanhshrink
+// ---------------------------------------------------------------------------
+template <typename T> GK_HD T softsign_forward(T x, const Params<T>& p) {
+    return x / (abs_(x) + T(1));
+}
+// PyTorch differentiates the composite x/(|x|+1) op by op (Div, Add, Abs):
+// g/d + ((-g)*((x/d)/d))*sgn(x), d = |x| + 1.  Algebraically g/d^2, but only
+// this order matches bit for bit.  Softsign'(0) = 1.
+template <typename T> GK_HD T softsign_backward(T g, T x, T y, const Params<T>& p) {
+    T d = abs_(x) + T(1);
+    T s = x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+    return g / d + ((-g) * ((x / d) / d)) * s;
+}
+template <typename T> GK_HD T tanh_forward(T x, const Params<T>& p) { return tanh_(x); }
+// g*fma(-y, y, 1), from the output, fused as PyTorch's build fuses it
+template <typename T> GK_HD T tanh_backward(T g, T x, T y, const Params<T>& p) {
+    return g * fma_(-y, y, T(1));
+}
+template <typename T> GK_HD T tanhshrink_forward(T x, const Params<T>& p) {
+    return x - tanh_(x);
+}
+// Sub then Tanh backward: g + (-g)*fma(-t, t, 1) with t = tanh(x)
+template <typename T> GK_HD T tanhshrink_backward(T g, T x, T y, const Params<T>& p) {
+    T t = tanh_(x);
+    return g + (-g) * fma_(-t, t, T(1));
+}
+
+// ---------------------------------------------------------------------------
+// (forward, backward) pairs as types, so a kernel is instantiated per pair.
+// 14 pairs cover the 17 activations (ELU/CELU/SELU, Hardtanh/ReLU6 and
+// LeakyReLU/RReLU-eval share theirs, differing only in parameters).
+// ---------------------------------------------------------------------------
+#define GK_OPS(NAME, FWD, BWD)                                                       \
+    struct NAME {                                                                    \
+        template <typename T> GK_HD static T forward(T x, const Params<T>& p) {      \
+            return FWD(x, p);                                                        \
+        }                                                                            \
+        template <typename T> GK_HD static T backward(T g, T x, T y, const Params<T>& p) { \
+            return BWD(g, x, y, p);                                                  \
+        }                                                                            \
+    };
+GK_OPS(EluOps, elu_forward, elu_backward)
+GK_OPS(HardtanhOps, hardtanh_forward, hardtanh_backward)
+GK_OPS(LeakyReluOps, leaky_relu_forward, leaky_relu_backward)
+GK_OPS(PreluOps, leaky_relu_forward, prelu_backward)
+GK_OPS(RreluTrainOps, rrelu_train_forward, rrelu_train_backward)
+GK_OPS(ReluOps, relu_forward, relu_backward)
+GK_OPS(LogSigmoidOps, log_sigmoid_forward, log_sigmoid_backward)
+GK_OPS(SigmoidOps, sigmoid_forward, sigmoid_backward)
+GK_OPS(SoftplusOps, softplus_forward, softplus_backward)
+GK_OPS(SoftshrinkOps, softshrink_forward, shrink_backward)
+GK_OPS(HardshrinkOps, hardshrink_forward, shrink_backward)
+GK_OPS(SoftsignOps, softsign_forward, softsign_backward)
+GK_OPS(TanhOps, tanh_forward, tanh_backward)
+GK_OPS(TanhshrinkOps, tanhshrink_forward, tanhshrink_backward)
+#undef GK_OPS
+
+// ---------------------------------------------------------------------------
+// One sample of the chain, any depth, no scratch memory:
+//   forward:  a_0 = x;  z_k = w_k*a_{k-1};  a_k = act(z_k)            k = 1..L
+//   backward: g = 1;  g_z = act'(z_k).g  (the VJP above)
+//             df/dw_k = g_z*a_{k-1};  g = g_z*w_k                     k = L..1
+// The forward parks a_{k-1} in the sample's own weight-gradient row (slot k-1);
+// the backward reads it back, recomputes z_k with the same single rounding, and
+// overwrites the slot with df/dw_k.  NOISE: RReLU training, p[0] = noise[k].
+// ---------------------------------------------------------------------------
+template <typename Ops, bool NOISE, typename T>
+GK_HD void chain_sample(T x, const T* __restrict__ w, int n_layers, Params<T> p,
+                        const T* __restrict__ noise, T* __restrict__ gw, T* y_out, T* gx_out) {
+    T a = x;
+    for (int k = 0; k < n_layers; ++k) {
+        gw[k] = a;
+        if (NOISE) p.v[0] = noise[k];
+        a = Ops::forward(linear(w[k], a), p);
+    }
+    *y_out = a;
+    T g = T(1);
+    T y = a;
+    for (int k = n_layers - 1; k >= 0; --k) {
+        T a_prev = gw[k];
+        T z = linear(w[k], a_prev);
+        if (NOISE) p.v[0] = noise[k];
+        T gz = Ops::backward(g, z, y, p);
+        // NaN in, NaN out: torch's own value here depends on its SIMD vs scalar path
+        if (z != z) gz = z;
+        gw[k] = linear(gz, a_prev);
+        g = linear(gz, w[k]);
+        y = a_prev;
+    }
+    *gx_out = g;
+}
+
+// Calls f(Ops{}, Bool<noise>{}) with the (forward, backward) pair that serves
+// activation `act`; returns GK_ERR_ACTIVATION for an unknown number.  Both
+// libraries dispatch through here, so they agree on the mapping.
+template <bool B> struct Bool { static constexpr bool value = B; };
+
+template <typename F>
+int dispatch(int act, bool noise, F&& f) {
+    switch (act) {
+        case GK_ELU: case GK_SELU: case GK_CELU: f(EluOps{}, Bool<false>{}); break;
+        case GK_HARDTANH: case GK_RELU6: f(HardtanhOps{}, Bool<false>{}); break;
+        case GK_LEAKY_RELU: f(LeakyReluOps{}, Bool<false>{}); break;
+        case GK_LOG_SIGMOID: f(LogSigmoidOps{}, Bool<false>{}); break;
+        case GK_PRELU: f(PreluOps{}, Bool<false>{}); break;
+        case GK_RELU: f(ReluOps{}, Bool<false>{}); break;
+        case GK_RRELU:  // training: per-sample noise; eval: LeakyReLU, slope (l+u)/2
+            if (noise) f(RreluTrainOps{}, Bool<true>{});
+            else f(LeakyReluOps{}, Bool<false>{});
+            break;
+        case GK_SIGMOID: f(SigmoidOps{}, Bool<false>{}); break;
+        case GK_SOFTPLUS: f(SoftplusOps{}, Bool<false>{}); break;
+        case GK_SOFTSHRINK: f(SoftshrinkOps{}, Bool<false>{}); break;
+        case GK_SOFTSIGN: f(SoftsignOps{}, Bool<false>{}); break;
+        case GK_TANH: f(TanhOps{}, Bool<false>{}); break;
+        case GK_TANHSHRINK: f(TanhshrinkOps{}, Bool<false>{}); break;
+        case GK_HARDSHRINK: f(HardshrinkOps{}, Bool<false>{}); break;
+        default: return GK_ERR_ACTIVATION;
+    }
+    return GK_OK;
+}
+
+}  // namespace gk

@@ -1,0 +1,158 @@
+"""ctypes bindings to the native libraries built from ``cuda/`` (``make -C cuda``).
+
+Two libraries share one C API (``cuda/gradkern.h``):
+
+- ``libgradkern_host.so`` (g++, OpenMP): backend ``"native"``, runs anywhere;
+- ``libgradkern_cuda.so`` (nvcc): backend ``"native-cuda"``, needs an NVIDIA GPU.
+
+Both are looked up in ``cuda/build/`` of the source tree this package was
+installed from (editable install), or at the path in ``GRADKERN_NATIVE_LIB`` /
+``GRADKERN_NATIVE_CUDA_LIB``.  Activations cross the ABI as the ``gk_activation``
+enum; :data:`ACTIVATION_IDS` is checked against the library's own names on
+load, so a stale library fails loudly instead of computing the wrong function.
+"""
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .api import BackendUnavailableError, prepare_inputs, prepare_noise, prepare_out
+
+__all__ = ["NativeLibraryError", "ACTIVATION_IDS", "library_path", "load", "chain_grad"]
+
+#: gradkern name -> gk_activation (cuda/gradkern.h): gradkern.ACTIVATIONS' order
+ACTIVATION_IDS = {
+    "ELU": 0, "Hardtanh": 1, "LeakyReLU": 2, "LogSigmoid": 3, "PReLU": 4, "ReLU": 5,
+    "ReLU6": 6, "RReLU": 7, "SELU": 8, "CELU": 9, "Sigmoid": 10, "Softplus": 11,
+    "Softshrink": 12, "Softsign": 13, "Tanh": 14, "Tanhshrink": 15, "Hardshrink": 16,
+}
+assert set(ACTIVATION_IDS) == set(ACTIVATIONS)
+
+GK_OK, GK_ERR_NO_DEVICE, GK_ERR_CUDA = 0, 3, 4
+
+#: the source tree's cuda/ folder (exists for an editable install or a checkout)
+CUDA_DIR = Path(__file__).resolve().parent.parent / "cuda"
+
+_KINDS = {
+    # backend -> (library file, environment variable, entry-point prefix, make target)
+    "native": ("libgradkern_host.so", "GRADKERN_NATIVE_LIB", "gk_chain_grad", "host"),
+    "native-cuda": ("libgradkern_cuda.so", "GRADKERN_NATIVE_CUDA_LIB", "gk_cuda_chain_grad_host",
+                    "cuda"),
+}
+
+
+class NativeLibraryError(BackendUnavailableError):
+    """A native backend cannot run: library not built, stale, or no GPU."""
+
+
+def library_path(backend):
+    """Where ``backend``'s library is expected (the env var wins)."""
+    filename, env, _, _ = _KINDS[backend]
+    return Path(os.environ.get(env) or CUDA_DIR / "build" / filename)
+
+
+_LOADED = {}  # (backend, path) -> ctypes.CDLL
+
+
+def _build_hint(backend):
+    filename, env, _, _ = _KINDS[backend]
+    cuda = str(CUDA_DIR) if CUDA_DIR.is_dir() else "cuda"
+    if backend == "native":
+        how = f"`make -C {cuda}` (or `make -C {cuda} host`: g++ only, no CUDA needed)"
+    else:
+        how = f"`make -C {cuda}` (needs nvcc; the library runs only on an NVIDIA GPU)"
+    return f"build it with {how}, or set {env} to a built {filename}"
+
+
+def load(backend):
+    """The loaded, checked library for ``backend`` ("native" or "native-cuda")."""
+    path = library_path(backend)
+    lib = _LOADED.get((backend, path))
+    if lib is not None:
+        return lib
+    if not path.is_file():
+        raise NativeLibraryError(
+            f"backend {backend!r} needs the native library {path}, which is not built; "
+            + _build_hint(backend)
+        )
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise NativeLibraryError(f"backend {backend!r}: cannot load {path}: {exc}; "
+                                 + _build_hint(backend)) from None
+    _declare(lib, backend)
+    for name, number in ACTIVATION_IDS.items():
+        got = lib.gk_activation_name(number)
+        if got is None or got.decode() != name:
+            raise NativeLibraryError(
+                f"{path} numbers activation {number} as {got!r}, gradkern as {name!r}: "
+                f"a stale library? Rebuild it: {_build_hint(backend)}"
+            )
+    _LOADED[(backend, path)] = lib
+    return lib
+
+
+def _declare(lib, backend):
+    ptr, i64, c_int = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    lib.gk_activation_name.restype = ctypes.c_char_p
+    lib.gk_activation_name.argtypes = [c_int]
+    lib.gk_status_string.restype = ctypes.c_char_p
+    lib.gk_status_string.argtypes = [c_int]
+    for suffix in ("f32", "f64"):
+        fn = getattr(lib, f"gk_default_params_{suffix}")
+        fn.restype, fn.argtypes = c_int, [c_int, ptr]
+        fn = getattr(lib, f"{_KINDS[backend][2]}_{suffix}")
+        # act, params, w, n_layers, x, n, noise, out_y, out_gw, out_gx
+        fn.restype = c_int
+        fn.argtypes = [c_int, ptr, ptr, i64, ptr, i64, ptr, ptr, ptr, ptr]
+    if backend == "native-cuda":
+        lib.gk_cuda_device_count.restype = c_int
+        lib.gk_cuda_device_count.argtypes = []
+        lib.gk_cuda_last_error.restype = ctypes.c_char_p
+        lib.gk_cuda_last_error.argtypes = []
+
+
+def _no_gpu_error(lib, why=""):
+    why = why or lib.gk_cuda_last_error().decode() or "no CUDA device"
+    return NativeLibraryError(
+        f"backend 'native-cuda' needs an NVIDIA GPU and found none usable ({why}); "
+        "backend='native' runs the same kernels on the CPU"
+    )
+
+
+def _ptr(arr):
+    return ctypes.c_void_p(arr.ctypes.data) if arr is not None else None
+
+
+def chain_grad(backend, x, act, weights, *, out=None, noise=None, seed=None):
+    """``gradkern.chain_grad`` through the native library of ``backend``."""
+    lib = load(backend)
+    if backend == "native-cuda" and lib.gk_cuda_device_count() == 0:
+        raise _no_gpu_error(lib)
+    x, w, dtype = prepare_inputs(x, weights)
+    n, n_layers = x.shape[0], w.shape[0]
+    noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
+    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
+    # the C API takes contiguous rows; strided x or out= views go through copies
+    x = np.ascontiguousarray(x)
+    targets = [a if a.flags.c_contiguous else np.empty(a.shape, dtype) for a in res]
+    params = np.array(act.kernel_params(dtype), dtype=dtype)
+    fn = getattr(lib, f"{_KINDS[backend][2]}_{'f32' if dtype == np.float32 else 'f64'}")
+    status = fn(ACTIVATION_IDS[act.name], _ptr(params), _ptr(w), n_layers, _ptr(x), n,
+                _ptr(noise_arr) if act.stochastic else None, *map(_ptr, targets))
+    if status in (GK_ERR_NO_DEVICE, GK_ERR_CUDA):
+        err = lib.gk_cuda_last_error().decode()
+        if status == GK_ERR_NO_DEVICE:
+            raise _no_gpu_error(lib, err)
+        raise NativeLibraryError(f"backend 'native-cuda': CUDA error: {err}")
+    if status != GK_OK:  # prepare_* checked everything the library checks
+        raise NativeLibraryError(
+            f"{library_path(backend)} refused the call: {lib.gk_status_string(status).decode()}"
+        )
+    for target, arr in zip(targets, res):
+        if target is not arr:
+            np.copyto(arr, target)
+    res.backend = backend
+    return res
