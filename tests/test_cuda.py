@@ -278,8 +278,8 @@ def test_auto_says_which_backend_it_used():
 
 
 def test_backends_listed():
-    assert set(gk.BACKENDS) == {"cpu", "cuda", "auto"}
-    with pytest.raises(ValueError, match="valid backends: cpu, cuda, auto"):
+    assert set(gk.BACKENDS) == {"cpu", "cuda", "auto", "native", "native-cuda"}
+    with pytest.raises(ValueError, match="valid backends: cpu, cuda, auto, native, native-cuda"):
         gk.chain_grad(np.ones(3), "Tanh", [1.0], backend="gpu")
 
 

@@ -182,18 +182,31 @@ def test_native_large_random_bit_identical(host_lib, name):
 @pytest.mark.parametrize("name", ACT_NAMES)
 def test_native_equals_numba_cpu_bit_for_bit(host_lib, name, dtype):
     """Two independent implementations of the same conventions -- gradkern.cuh
-    (g++) and gradkern/scalar.py (Numba/LLVM) -- agree to the bit, smooth
-    activations included (both use glibc's double exp/expm1/log1p/tanh)."""
+    (g++) and gradkern/scalar.py (Numba/LLVM) -- agree to the bit wherever no
+    transcendental is involved (piecewise-linear activations, Softsign), and
+    within assert_close's tolerance otherwise: the C++ side evaluates float32
+    exp/expm1/log1p/tanh in double via glibc, the Numba side with its own
+    vectorisable float32 polynomials (gradkern._vecmath, <= 1.7 ulp)."""
+    import torch
+
+    exact = gk.ACTIVATIONS[name].piecewise_linear or name == "Softsign"
     act = gk.activation(name)  # RReLU in training mode: the same seeded noise
     x = np.concatenate([verify.test_inputs(act, dtype, n_random=20_000, seed=3),
                         np.random.default_rng(4).standard_normal(20_000).astype(dtype) * 30])
-    for depth in (1, 3, 30):
+    # smooth ones only at depths 1 and 3: two float32 implementations a few ulp
+    # apart drift apart through a 30-layer chain just as torch and gradkern do,
+    # which the parity suite judges against float64 instead
+    for depth in (1, 3, 30) if exact else (1, 3):
         for wname, w in verify.weight_sets(depth, seed=2).items():
             a = gk.chain_grad(x, act, w, backend="cpu", seed=9)
             b = gk.chain_grad(x, act, w, backend="native", seed=9)
             assert b.backend == "native"
             for field, u, v in zip(a._fields, a, b):
-                assert verify._bit_identical(u, v) == 1.0, (depth, wname, field)
+                if exact:
+                    assert verify._bit_identical(u, v) == 1.0, (depth, wname, field)
+                else:
+                    torch.testing.assert_close(u, v, equal_nan=True,
+                                               msg=f"{depth} {wname} {field}")
 
 
 def test_native_nan_and_kinks(host_lib, act_name, dtype):
@@ -223,7 +236,8 @@ def test_seed_notebook_002_native(host_lib):
 # ---------------------------------------------------------------------------
 def test_native_api_contract(host_lib):
     x = np.linspace(-3, 3, 41)
-    expect = gk.chain_grad(x[::2].copy(), "Softplus", [1.5, -0.5])
+    # the expectation is native itself on a plain contiguous array: layouts must not matter
+    expect = gk.chain_grad(x[::2].copy(), "Softplus", [1.5, -0.5], backend="native")
     for xin in (x[::2], x.astype(">f8")[::2], list(x[::2])):  # strided, big-endian, list
         got = gk.chain_grad(xin, "Softplus", [1.5, -0.5], backend="native")
         for a, b in zip(got, expect):
@@ -236,7 +250,8 @@ def test_native_api_contract(host_lib):
     out = (np.empty(21), big[:, ::2], np.empty(21))
     res = gk.chain_grad(x[::2], "ELU", [1, 2, 3], out=out, backend="native")
     assert all(a is b for a, b in zip(res, out))
-    np.testing.assert_array_equal(big[:, ::2], gk.chain_grad(x[::2], "ELU", [1, 2, 3]).weight_grads)
+    np.testing.assert_array_equal(
+        big[:, ::2], gk.chain_grad(x[::2].copy(), "ELU", [1, 2, 3], backend="native").weight_grads)
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
