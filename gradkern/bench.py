@@ -119,6 +119,66 @@ def _seed_loop(x, act, w):
     return (lambda: seed_loop_grads(net, x)[0]), (lambda r: r)
 
 
+def _jax_activation(act):
+    """The activation in jax.numpy, as torch.nn defines it."""
+    import jax
+    import jax.numpy as jnp
+
+    p = dict(act.params)
+    name = act.name
+    if name == "ELU":
+        return lambda z: jax.nn.elu(z, p["alpha"])
+    if name == "CELU":
+        return lambda z: jax.nn.celu(z, p["alpha"])
+    if name in ("Hardtanh", "ReLU6"):
+        lo, hi = (p["min_val"], p["max_val"]) if name == "Hardtanh" else (0.0, 6.0)
+        return lambda z: jnp.clip(z, lo, hi)
+    if name in ("LeakyReLU", "PReLU", "RReLU"):
+        slope = {"LeakyReLU": lambda: p["negative_slope"], "PReLU": lambda: p["init"],
+                 "RReLU": lambda: (p["lower"] + p["upper"]) / 2}[name]()
+        return lambda z: jnp.where(z > 0, z, z * slope)
+    if name == "Softplus":
+        beta, th = p["beta"], p["threshold"]
+        return lambda z: jnp.where(z * beta > th, z, jax.nn.softplus(z * beta) / beta)
+    if name == "Softshrink":
+        lam = p["lambd"]
+        return lambda z: jnp.where(z > lam, z - lam, jnp.where(z < -lam, z + lam, 0 * z))
+    if name == "Hardshrink":
+        lam = p["lambd"]
+        return lambda z: jnp.where((z >= -lam) & (z <= lam), 0 * z, z)
+    return {"LogSigmoid": jax.nn.log_sigmoid, "ReLU": jax.nn.relu, "SELU": jax.nn.selu,
+            "Sigmoid": jax.nn.sigmoid, "Softsign": jax.nn.soft_sign, "Tanh": jnp.tanh,
+            "Tanhshrink": lambda z: z - jnp.tanh(z)}[name]
+
+
+def _jax(x, act, w):
+    """JAX: jit(vmap(value_and_grad(f))) over the samples."""
+    import jax
+
+    if x.dtype == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    a_fn = _jax_activation(act)
+
+    def f(wv, xn):
+        a = xn
+        for k in range(wv.shape[0]):
+            a = a_fn(wv[k] * a)
+        return a
+
+    fn = jax.jit(jax.vmap(jax.value_and_grad(f, argnums=(0, 1)), in_axes=(None, 0)))
+    xj = jax.device_put(jnp.asarray(x))
+    wj = jax.device_put(jnp.asarray(np.asarray(w, dtype=x.dtype)))
+
+    def run():
+        y, (gw, gx) = fn(wj, xj)
+        return jax.block_until_ready((y, gw, gx))
+
+    run()  # trace and compile outside the timing
+    return run, lambda r: ChainGrad(*(np.asarray(t) for t in r))
+
+
 LIBS = {
     "gradkern-cpu": Lib("gradkern-cpu", _gradkern_cpu, 10**9,
                         "gradkern.chain_grad, Numba parallel CPU kernel, preallocated out="),
@@ -131,7 +191,118 @@ LIBS = {
                          10**7, "torch.compile(torch.func.vmap(grad(f)))", frozenset({"RReLU"})),
     "seed-loop": Lib("seed-loop", _seed_loop, 10**4,
                      "the seed notebook: per-sample nn.Module forward + backward"),
+    "jax": Lib("jax", _jax, 10**8, "JAX jit(vmap(value_and_grad(f)))"),
 }
+
+
+# ----------------------------------------------------------------------------
+# The memory floor: the same bytes moved, no arithmetic
+# ----------------------------------------------------------------------------
+def bytes_per_sample(depth, dtype):
+    """Bytes that must move per sample: read x; write f(x), df/dx, L df/dw_i."""
+    return (3 + depth) * np.dtype(dtype).itemsize
+
+
+def _floor_kernel():
+    import numba
+
+    from .kernels_cpu import BLOCK, CHUNKS_PER_THREAD
+
+    @numba.njit(parallel=True, error_model="numpy", cache=True)
+    def floor(x, out_y, out_gw, out_gx, n_threads):
+        n = x.shape[0]
+        n_layers = out_gw.shape[1]
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        n_chunks = min(n_blocks, CHUNKS_PER_THREAD * n_threads)
+        for c in numba.prange(n_chunks):
+            for b in range(c * n_blocks // n_chunks, (c + 1) * n_blocks // n_chunks):
+                i0 = b * BLOCK
+                m = min(BLOCK, n - i0)
+                xb = x[i0:i0 + m]
+                yb = out_y[i0:i0 + m]
+                gxb = out_gx[i0:i0 + m]
+                gwb = out_gw[i0:i0 + m]
+                for j in range(m):
+                    yb[j] = xb[j]
+                    gxb[j] = xb[j]
+                for k in range(n_layers):
+                    for j in range(m):
+                        gwb[j, k] = xb[j]
+
+    return floor
+
+
+def _memory_floor(x, act, w):
+    """Reads x and writes the three results with the kernel's own loop
+    structure and no arithmetic: the fastest any chain kernel can be."""
+    import numba
+
+    kernel = _floor_kernel()
+    n, depth = x.shape[0], len(w)
+    out = ChainGrad(np.empty(n, x.dtype), np.empty((n, depth), x.dtype), np.empty(n, x.dtype))
+
+    def run():
+        kernel(x, out.output, out.weight_grads, out.input_grad, numba.get_num_threads())
+        return out
+
+    run()
+    return run, None
+
+
+LIBS["memory-floor"] = Lib("memory-floor", _memory_floor, 10**9,
+                           "copy x into all results: the bandwidth bound (no arithmetic)")
+
+
+def time_best(run, repeat, budget_s=None):
+    """Best wall time of ``repeat`` calls (fewer if ``budget_s`` runs out)."""
+    import time
+
+    best = float("inf")
+    start = time.perf_counter()
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t)
+        if budget_s is not None and time.perf_counter() - start > budget_s:
+            break
+    return best
+
+
+def run_bench(acts, sizes, dtypes, libs, depth=3, repeat=5, budget_s=5.0, progress=None):
+    """Time each (activation, N, dtype, lib); yields one record per case.
+
+    Records: activation, n, dtype, depth, lib, seconds (best of ``repeat``),
+    samples_per_s, gbytes_per_s (of the bytes that must move), or skipped.
+    """
+    from .activations import activation
+
+    cases = [(a, n, d, lib) for a in acts for n in sizes for d in dtypes for lib in libs]
+    for i, (name, n, dtype, lib) in enumerate(cases):
+        dtype = np.dtype(dtype)
+        rec = {"activation": name, "n": int(n), "dtype": dtype.name, "depth": depth, "lib": lib}
+        spec = LIBS[lib]
+        reason = spec.skip_reason(name, n)
+        if progress:
+            progress(i, len(cases), rec)
+        if reason:
+            rec["skipped"] = reason
+            yield rec
+            continue
+        act = activation(name, training=False) if name == "RReLU" else activation(name)
+        x = (np.random.default_rng(0).standard_normal(int(n)) * 2).astype(dtype)
+        try:
+            run, _ = spec.make(x, act, np.ones(depth, dtype))
+        except ImportError as exc:
+            rec["skipped"] = f"{lib} not installed ({exc.name})"
+            yield rec
+            continue
+        secs = time_best(run, repeat, budget_s)
+        rec.update(seconds=secs, samples_per_s=n / secs,
+                   gbytes_per_s=n * bytes_per_sample(depth, dtype) / secs / 1e9)
+        del run
+        yield rec
+    if progress:
+        progress(len(cases), len(cases), None)
 
 
 def machine_info():

@@ -3,6 +3,8 @@
     gradkern vanishing --seed S [--samples 200] [--json]
     gradkern chain --activation A --depth L --x X [--weights w1,w2,...] [--dtype ...] [--json]
     gradkern verify [--backend cpu] [--seed S] [--depths 1,3,4,30] [--activations A,B]
+    gradkern bench [--activations Tanh,ReLU|all] [--sizes 1e6,1e7] [--dtypes float32]
+                   [--libs gradkern-cpu,torch-batched,jax,memory-floor] [--json] [--out F]
 """
 import argparse
 import json
@@ -137,6 +139,71 @@ def cmd_verify(args):
     return 1 if failures else 0
 
 
+class Progress:
+    """A one-line progress bar on stderr with rate and ETA (silent if not a TTY)."""
+
+    def __init__(self, label, enabled=None):
+        self.label = label
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.start = None
+
+    def __call__(self, done, total, item=None):
+        import time
+
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now
+        if not self.enabled or total == 0:
+            return
+        frac = done / total
+        elapsed = now - self.start
+        eta = elapsed / done * (total - done) if done else float("nan")
+        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+        what = "" if item is None else " ".join(str(item[k]) for k in ("activation", "n", "dtype", "lib")
+                                                  if k in item)
+        end = "\n" if done == total else ""
+        print(f"\r{self.label} [{bar}] {done}/{total} {elapsed:5.0f}s eta {eta:4.0f}s {what:40.40s}",
+              end=end, file=sys.stderr, flush=True)
+
+
+def cmd_bench(args):
+    from .activations import ACTIVATIONS
+    from .bench import LIBS, machine_info, run_bench
+
+    acts = list(ACTIVATIONS) if args.activations == ["all"] else args.activations
+    unknown = [a for a in acts if a not in ACTIVATIONS] + [b for b in args.libs if b not in LIBS]
+    if unknown:
+        raise ValueError(f"unknown activation or lib {unknown}; activations: {', '.join(ACTIVATIONS)}; "
+                         f"libs: {', '.join(LIBS)}")
+    info = machine_info()
+    progress = Progress("gradkern bench", enabled=False if args.quiet else None)
+    records = list(run_bench(acts, args.sizes, args.dtypes, args.libs, depth=args.depth,
+                             repeat=args.repeat, progress=progress))
+    ours = args.libs[0]
+    base = {(r["activation"], r["n"], r["dtype"]): r.get("samples_per_s")
+            for r in records if r["lib"] == ours}
+    for r in records:
+        b, v = base.get((r["activation"], r["n"], r["dtype"])), r.get("samples_per_s")
+        r[f"{ours}_ratio"] = b / v if b and v else None
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"machine": info, "records": records}, fh, indent=1)
+    if args.json:
+        print(json.dumps({"machine": info, "records": records}, indent=1))
+        return 0
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(f"depth {args.depth}, weights 1, inputs N(0, 2); best of {args.repeat}; "
+          f"ratio = {ours} / lib\n")
+    rows = []
+    for r in records:
+        rows.append([r["activation"], f"{r['n']:.0e}", r["dtype"], r["lib"],
+                     "skipped" if "skipped" in r else f"{r['samples_per_s']:.3g}",
+                     "" if "skipped" in r else f"{r['gbytes_per_s']:.2f}",
+                     f"{r[ours + '_ratio']:.2f}x" if r.get(ours + "_ratio") else ""])
+    print(_table(["activation", "N", "dtype", "lib", "samples/s", "GB/s moved", "ratio"], rows))
+    return 0
+
+
 # ---------------------------------------------------------------------------
 def build_parser():
     p = argparse.ArgumentParser(
@@ -182,6 +249,28 @@ def build_parser():
                    help="comma-separated activation names (default all)")
     f.add_argument("--quiet", action="store_true", help="no progress line")
     f.set_defaults(func=cmd_verify)
+
+    b = sub.add_parser("bench", help="throughput of gradkern against torch, JAX and the memory floor",
+                       description="Times the chain gradients (output, df/dw_i, df/dx) for each "
+                                   "activation, size, dtype and lib; the first lib is the one "
+                                   "the ratios refer to.  Libs: gradkern-cpu, torch-batched, "
+                                   "torch-func, torch-compile, jax, seed-loop, memory-floor (copy "
+                                   "only: the bandwidth bound).")
+    b.add_argument("--activations", type=lambda s: [a.strip() for a in s.split(",") if a.strip()],
+                   default=["Tanh", "ReLU"], help="comma-separated names, or all (default Tanh,ReLU)")
+    b.add_argument("--sizes", type=lambda s: [int(float(v)) for v in s.split(",") if v.strip()],
+                   default=[10**6, 10**7], help="comma-separated N (default 1e6,1e7)")
+    b.add_argument("--dtypes", type=lambda s: [d.strip() for d in s.split(",") if d.strip()],
+                   default=["float32"], help="float32 and/or float64 (default float32)")
+    b.add_argument("--libs", type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
+                   default=["gradkern-cpu", "torch-batched", "jax", "memory-floor"],
+                   help="comma-separated libs, the first is the reference of the ratios")
+    b.add_argument("--depth", type=int, default=3, help="layers (default 3)")
+    b.add_argument("--repeat", type=int, default=5, help="timed calls per case, best kept (default 5)")
+    b.add_argument("--out", help="also write the JSON here")
+    b.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

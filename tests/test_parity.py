@@ -30,6 +30,37 @@ def test_parity(name, dtype, depth):
                     assert c.identical == 1.0, field
 
 
+@pytest.mark.parametrize("depth", [3, 30])
+@pytest.mark.parametrize("name", ACT_NAMES + ["RReLU(training)"])
+def test_parity_parallel_build(name, dtype, depth, monkeypatch):
+    """The same checks through the parallel (prange) build, which chain_grad uses
+    from kernels_cpu.SERIAL_BELOW samples on; the suite's small inputs would
+    otherwise only reach the serial build."""
+    from gradkern import kernels_cpu
+
+    monkeypatch.setattr(kernels_cpu, "SERIAL_BELOW", 0)
+    act = (gk.activation("RReLU", training=True) if name == "RReLU(training)"
+           else default_activation(name))
+    x = verify.test_inputs(act, dtype, n_random=3000, seed=depth + 100)
+    for wname, w in verify.weight_sets(depth, seed=12).items():
+        r = verify.check(act, dtype, w, x=x, weights_name=wname)
+        assert r.ok, f"{act!r} {dtype} depth {depth} weights {wname}: {r.why}"
+
+
+def test_serial_and_parallel_builds_agree(monkeypatch):
+    from gradkern import kernels_cpu
+
+    x = np.random.default_rng(5).standard_normal(5000).astype(np.float32) * 3
+    for name in ACT_NAMES:
+        act = default_activation(name)
+        monkeypatch.setattr(kernels_cpu, "SERIAL_BELOW", 10**9)
+        a = gk.chain_grad(x, act, [1.0, -0.7, 1.2])
+        monkeypatch.setattr(kernels_cpu, "SERIAL_BELOW", 0)
+        b = gk.chain_grad(x, act, [1.0, -0.7, 1.2])
+        for u, v in zip(a, b):
+            assert verify._bit_identical(u, v) == 1.0, name
+
+
 @pytest.mark.parametrize("depth", [1, 3, 30])
 def test_rrelu_training_reproduces_torch_noise(dtype, depth):
     """With the noise torch drew, the kernel reproduces torch bit for bit."""
