@@ -8,8 +8,9 @@ import numpy as np
 
 def pytest_addoption(parser):
     g = parser.getgroup("gradkern benchmarks")
-    g.addoption("--sizes", default="1e3,1e5,1e6,1e7", help="comma-separated N")
-    g.addoption("--libs", default="gradkern-cpu,torch-batched,torch-func,seed-loop",
+    g.addoption("--sizes", default="1e3,1e4,1e5,1e6,1e7,1e8", help="comma-separated N")
+    g.addoption("--libs", default="gradkern-cpu,torch-batched,torch-func,torch-compile,jax,"
+                                  "seed-loop,memory-floor",
                 help="comma-separated entries of gradkern.bench.LIBS")
     g.addoption("--acts", default="all", help="comma-separated activation names, or all")
     g.addoption("--dtypes", default="float32,float64")

@@ -12,10 +12,16 @@ from collections import defaultdict
 
 
 def load(paths):
+    """Rows from pytest-benchmark JSON or from ``gradkern bench --out`` JSON."""
     rows, machine = [], None
     for path in paths:
         with open(path) as fh:
             data = json.load(fh)
+        if "records" in data:  # gradkern bench
+            machine = machine or data.get("machine")
+            rows += [{k: r[k] for k in ("lib", "activation", "n", "dtype", "depth", "samples_per_s")}
+                     for r in data["records"] if "samples_per_s" in r]
+            continue
         for b in data["benchmarks"]:
             info = b["extra_info"]
             machine = machine or info.get("machine")
