@@ -105,11 +105,14 @@ def hist_bin(lg):
 
 
 @numba.njit
-def accumulate(F, MM, C, H, b, ch, v):
-    """Add value ``v`` (any float type) to block ``b``, channel ``ch``."""
+def accumulate(F, MM, C, b, ch, v):
+    """Add value ``v`` (any float type) to block ``b``, channel ``ch`` of the
+    sums, extremes and counts; return the histogram bin of log10|v|, or -1 for
+    zero and NaN (the caller adds to its histogram: a plain increment on CPU,
+    an atomic one on GPU)."""
     if v != v:
         C[b, ch, NAN] += 1
-        return
+        return -1
     d = np.float64(v)
     F[b, ch, SUM] += d
     a = abs(d)
@@ -121,10 +124,10 @@ def accumulate(F, MM, C, H, b, ch, v):
         MM[b, ch, 1] = d
     if a == 0.0:
         C[b, ch, ZERO] += 1
-        return
+        return -1
     lg = math.log10(a)
     F[b, ch, LOG] += lg
-    H[b, ch, hist_bin(lg)] += 1
+    return hist_bin(lg)
 
 
 def empty_partials(n_blocks, n_channels):

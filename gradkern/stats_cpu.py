@@ -32,10 +32,11 @@ def _make_stats_kernel(forward, backward, layer_params):
             for i in range(start, stop):
                 x = T(sample_x(code, dp, seed, i, n_total))
                 y, gx = chain(x, w, p, noise, i, a_buf, g)
-                for k in range(n_layers):
-                    accumulate(F, MM, C, H, b, k, g[k])
-                accumulate(F, MM, C, H, b, n_layers, gx)
-                accumulate(F, MM, C, H, b, n_layers + 1, y)
+                for k in range(n_layers + 2):
+                    v = g[k] if k < n_layers else (gx if k == n_layers else y)
+                    j = accumulate(F, MM, C, b, k, v)
+                    if j >= 0:
+                        H[b, k, j] += 1
 
     return cache_kernel(stats_kernel, forward, backward, layer_params, chain, sample_x,
                         accumulate)
