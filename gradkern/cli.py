@@ -3,6 +3,8 @@
     gradkern vanishing --seed S [--samples 200] [--json]
     gradkern chain --activation A --depth L --x X [--weights w1,w2,...] [--dtype ...] [--json]
     gradkern verify [--backend cpu] [--seed S] [--depths 1,3,4,30] [--activations A,B]
+    gradkern sweep --activations all --depths 1-30 --dist normal:0,1 --samples 1e9 --out DIR
+    gradkern plot DIR
 """
 import argparse
 import json
@@ -137,6 +139,101 @@ def cmd_verify(args):
     return 1 if failures else 0
 
 
+# --------------------------------------------------------------------------- sweep, plot
+def cmd_sweep(args):
+    from .sweep_api import sweep
+
+    dists = args.dist or ["normal:0,1"]
+    argv_hint = " ".join(sys.argv[1:]) if sys.argv[1:] else "sweep ..."
+    try:
+        res = sweep(args.activations, args.depths, dists, args.weights, args.samples, args.seed,
+                    backend=args.backend, dtype=args.dtype, out=args.out, resume=args.resume,
+                    progress=not args.quiet, dask=args.dask, threads=args.threads)
+    except KeyboardInterrupt:
+        if args.out:
+            hint = argv_hint if "--resume" in argv_hint else argv_hint + " --resume"
+            print(f"\ngradkern sweep: interrupted; finished points are in {args.out}; "
+                  f"continue with: gradkern {hint}", file=sys.stderr)
+        raise
+    plots = []
+    if args.out and not args.no_plots:
+        try:
+            from .plots import plot_sweep
+
+            plots = plot_sweep(res, args.out)
+        except ImportError as exc:
+            print(f"gradkern sweep: no plots ({exc}); pip install matplotlib", file=sys.stderr)
+    if args.json:
+        print(res.to_json())
+        return 0
+    print(_table(
+        ["activation", "depth", "dist", "weight", "samples", "mean|df/dw_1|", "mean|df/dw_L|",
+         "zero(dw_1)", "mean|df/dx|", "seconds"],
+        [[p["activation"], p["depth"], p["dist"], f"{p['weight']:g}", f"{p['samples']:.3g}",
+          _g(_layer(res, p, 1)), _g(_layer(res, p, p["depth"])),
+          _g(_layer(res, p, 1, "zero_fraction")), _g(p["input_grad_mean_abs"]),
+          f"{p['seconds']:.2f}"] for p in res.points]))
+    if args.out:
+        print(f"\nwritten to {args.out}: results.csv, results.json, points.csv, points/"
+              + "".join(f", {os.path.basename(q)}" for q in plots))
+    return 0
+
+
+def _g(v):
+    return "-" if v is None else f"{v:.4g}"
+
+
+def _layer(res, point, layer, key="mean_abs_grad"):
+    for r in res.rows:
+        if r["point"] == point["point"] and r["layer"] == layer:
+            return r[key]
+    return None
+
+
+def cmd_plot(args):
+    from .plots import plot_dir
+
+    for path in plot_dir(args.dir, args.out):
+        print(path)
+    return 0
+
+
+def add_sweep_commands(sub):
+    """The ``sweep`` and ``plot`` subcommands (kept in one block)."""
+    s = sub.add_parser(
+        "sweep", help="gradient statistics over activations x depths x input distributions",
+        description="Fused streaming statistics of df/dw_i (and df/dx, f) for every grid point, "
+                    "inputs drawn in-kernel from a Philox stream keyed by the seed: bit-identical "
+                    "for any thread count, chunking or Dask layout.  With --out, each point is "
+                    "written as it finishes and --resume continues an interrupted sweep.")
+    s.add_argument("--activations", default="all", help="all, or comma-separated names (default all)")
+    s.add_argument("--depths", default="3", help="e.g. 1-30, 1,2,5 or 1-5,10 (default 3)")
+    s.add_argument("--dist", action="append", metavar="KIND:PARAMS",
+                   help="input distribution, repeatable: normal:0,1 uniform:-3,3 laplace:0,1 "
+                        "lognormal:0,1 student-t:3 constant:2 grid:-5,5 (default normal:0,1)")
+    s.add_argument("--weights", type=_floats, default=[1.0],
+                   help="comma-separated weight settings, each used for every layer (default 1)")
+    s.add_argument("--samples", default="1e6", help="samples per grid point, e.g. 1e9 (default 1e6)")
+    s.add_argument("--seed", type=int, default=0, help="Philox key (default 0)")
+    s.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    s.add_argument("--out", metavar="DIR", help="write manifest, points, tables and plots here")
+    s.add_argument("--resume", action="store_true", help="continue the sweep in --out DIR")
+    s.add_argument("--dask", metavar="ADDRESS", help="Dask scheduler address, or local:N")
+    s.add_argument("--threads", type=int, help="Numba threads (per Dask task with --dask)")
+    s.add_argument("--json", action="store_true", help='print {"results": [...], "points": [...]}')
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--no-plots", action="store_true", help="do not draw plots into --out")
+    s.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="redraw the plots of a sweep directory",
+                       description="layers.png (mean |df/dw_i| per layer) and heatmap.png "
+                                   "(activation x depth) from the finished points in DIR.")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--out", metavar="OUTDIR", help="where to write the PNGs (default DIR)")
+    p.set_defaults(func=cmd_plot)
+
+
 # ---------------------------------------------------------------------------
 def build_parser():
     p = argparse.ArgumentParser(
@@ -181,6 +278,7 @@ def build_parser():
                    help="comma-separated activation names (default all)")
     f.add_argument("--quiet", action="store_true", help="no progress line")
     f.set_defaults(func=cmd_verify)
+    add_sweep_commands(sub)
     return p
 
 

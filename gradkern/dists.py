@@ -119,7 +119,9 @@ class Dist:
         return self.code, np.array(p, dtype=np.float64)
 
     def __str__(self):
-        return f"{self.kind}:{','.join(repr(v) for v in self.params)}"
+        # repr round-trips every float; "1.0" is shown as "1" (normal:0,1)
+        text = (repr(v)[:-2] if repr(v).endswith(".0") else repr(v) for v in self.params)
+        return f"{self.kind}:{','.join(text)}"
 
 
 @numba.njit
