@@ -14,9 +14,14 @@ setup(
         # torch==2.13.0 is what the conventions were measured on; install it first
         # (CPU build) so pip does not pull a CUDA build for a looser pin
         "torch": ["torch==2.13.0"],
-        "test": ["torch==2.13.0", "pytest>=7", "hypothesis>=6"],
-        "bench": ["torch==2.13.0", "pytest>=7", "pytest-benchmark>=4"],
+        "test": ["torch==2.13.0", "pytest>=7", "hypothesis>=6",
+                 # sweeps: KS tests, plots, tables, Dask LocalCluster, CUDA simulator
+                 "scipy>=1.10", "matplotlib>=3.7", "pandas>=2", "dask[distributed]>=2024.1",
+                 "numba-cuda>=0.20"],
+        "bench": ["torch==2.13.0", "pytest>=7", "pytest-benchmark>=4", "jax[cpu]>=0.4"],
         "cuda": ["numba-cuda>=0.20"],
+        # gradkern.sweep's optional parts: plots, to_pandas(), --dask
+        "sweep": ["matplotlib>=3.7", "pandas>=2", "dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["gradkern=gradkern.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Operating System :: POSIX :: Linux"],
