@@ -4,7 +4,7 @@ For each sample of a block: draw x (``dists.sample_x``), run it through the
 chain (``stats.make_chain``, the ``kernels_cpu`` algorithm), and accumulate
 every df/dw_k, df/dx and f into the block's statistics (``stats.accumulate``).
 Nothing of size N is ever allocated: a call covers a chunk of whole blocks and
-returns their partials (memory ~ chunk blocks x channels x 354 histogram bins).
+returns their partials (memory ~ chunk blocks x channels x 356 histogram columns).
 """
 import numba
 import numpy as np
@@ -21,12 +21,13 @@ def _make_stats_kernel(forward, backward, layer_params):
     chain = make_chain(forward, backward, layer_params)
 
     @numba.njit(parallel=True)
-    def stats_kernel(code, dp, seed, n_total, block0, block_size, w, p, noise, F, MM, C, H):
+    def stats_kernel(code, dp, seed, n_total, block0, block_size, w, p, noise, F, MM, H):
         n_layers = w.shape[0]
         T = w.dtype.type
         for b in numba.prange(F.shape[0]):
             a_buf = np.empty(n_layers, w.dtype)
             g = np.empty(n_layers, w.dtype)
+            Fb, MMb, Hb = F[b], MM[b], H[b]  # this block's rows (2-D views)
             start = (block0 + b) * block_size
             stop = min(start + block_size, n_total)
             for i in range(start, stop):
@@ -34,9 +35,7 @@ def _make_stats_kernel(forward, backward, layer_params):
                 y, gx = chain(x, w, p, noise, i, a_buf, g)
                 for k in range(n_layers + 2):
                     v = g[k] if k < n_layers else (gx if k == n_layers else y)
-                    j = accumulate(F, MM, C, b, k, v)
-                    if j >= 0:
-                        H[b, k, j] += 1
+                    Hb[k, accumulate(Fb, MMb, k, v)] += 1
 
     return cache_kernel(stats_kernel, forward, backward, layer_params, chain, sample_x,
                         accumulate)
@@ -86,9 +85,9 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     dtype = np.dtype(dtype)
     w = np.ascontiguousarray(weights, dtype=dtype)
     n_channels = w.shape[0] + 2
-    F, MM, C, H = empty_partials(n_blocks, n_channels)
+    F, MM, H = empty_partials(n_blocks, n_channels)
     code, dp = dist.kernel_params()
     kernel = get_stats_kernel(act.spec, act.stochastic)
     kernel(code, dp, np.uint64(seed), np.int64(n_total), np.int64(block0), np.int64(BLOCK), w,
-           act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, C, H)
-    return Partials(block0, F, MM, C, H.sum(axis=0))
+           act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)
+    return Partials(block0, F, MM, H.sum(axis=0))

@@ -5,8 +5,8 @@ accumulates it in sample order with the very functions the CPU kernel uses
 (``dists.sample_x``, ``stats.make_chain``, ``stats.accumulate``), so each
 block's float64 partials are the CPU's, bit for bit wherever the device's libm
 agrees (see :mod:`gradkern.dists`; always under the simulator).  The host then
-folds the blocks in order, as for the CPU.  Histograms are integer atomics
-into one (channels, bins) array: order-free.
+folds the blocks in order, as for the CPU.  Histograms (with the zero and NaN counts)
+are integer atomics into one (channels, columns) array: order-free.
 
 Accumulators live in per-thread local arrays (sized for :data:`MAX_DEPTH`
 layers) and are written to global memory once per block.  Global arrays are
@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from .kernels_cpu import _shared_params
-from .stats import BLOCK, HIST_BINS, Partials, slope_params
+from .stats import BLOCK, HIST_COLS, Partials, slope_params
 
 __all__ = ["run_chunk", "gpu_available", "MAX_DEPTH"]
 
@@ -70,11 +70,9 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     code, dp = dist.kernel_params()
     F = cuda.device_array((n_blocks, n_ch, 4), np.float64)
     MM = cuda.device_array((n_blocks, n_ch, 2), np.float64)
-    C = cuda.device_array((n_blocks, n_ch, 2), np.int64)
-    H = cuda.to_device(np.zeros((n_ch, HIST_BINS), np.int64))
+    H = cuda.to_device(np.zeros((n_ch, HIST_COLS), np.int64))
     grid = -(-n_blocks // _THREADS)
     kernel[grid, _THREADS](code, cuda.to_device(dp), np.uint64(seed), np.int64(n_total),
                            np.int64(block0), np.int64(BLOCK), cuda.to_device(w),
-                           act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, C, H)
-    return Partials(block0, F.copy_to_host(), MM.copy_to_host(), C.copy_to_host(),
-                    H.copy_to_host())
+                           act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)
+    return Partials(block0, F.copy_to_host(), MM.copy_to_host(), H.copy_to_host())

@@ -23,7 +23,7 @@ def make_kernel(forward, backward, layer_params, dtype):
 
     @cuda.jit
     def stats_kernel(code, dp_g, seed, n_total, block0, block_size, w_g, p, noise,
-                     F_g, MM_g, C_g, H):
+                     F_g, MM_g, H):
         b = cuda.grid(1)
         if b >= F_g.shape[0]:
             return
@@ -38,16 +38,13 @@ def make_kernel(forward, backward, layer_params, dtype):
             dp[k] = dp_g[k]
         a_buf = cuda.local.array(MAX_DEPTH, nbt)
         g = cuda.local.array(MAX_DEPTH, nbt)
-        F = cuda.local.array((1, _MAX_CH, 4), numba.float64)
-        MM = cuda.local.array((1, _MAX_CH, 2), numba.float64)
-        C = cuda.local.array((1, _MAX_CH, 2), numba.int64)
+        F = cuda.local.array((_MAX_CH, 4), numba.float64)
+        MM = cuda.local.array((_MAX_CH, 2), numba.float64)
         for k in range(n_ch):
             for s in range(4):
-                F[0, k, s] = 0.0
-            MM[0, k, 0] = np.inf
-            MM[0, k, 1] = -np.inf
-            C[0, k, 0] = 0
-            C[0, k, 1] = 0
+                F[k, s] = 0.0
+            MM[k, 0] = np.inf
+            MM[k, 1] = -np.inf
         start = (block0 + b) * block_size
         stop = min(start + block_size, n_total)
         for i in range(start, stop):
@@ -55,15 +52,11 @@ def make_kernel(forward, backward, layer_params, dtype):
             y, gx = chain(x, w, p, noise, i, a_buf, g)
             for k in range(n_ch):
                 v = g[k] if k < n_layers else (gx if k == n_layers else y)
-                j = accumulate(F, MM, C, 0, k, v)
-                if j >= 0:
-                    cuda.atomic.add(H, (k, j), 1)
+                cuda.atomic.add(H, (k, accumulate(F, MM, k, v)), 1)
         for k in range(n_ch):
             for s in range(4):
-                F_g[b, k, s] = F[0, k, s]
-            MM_g[b, k, 0] = MM[0, k, 0]
-            MM_g[b, k, 1] = MM[0, k, 1]
-            C_g[b, k, 0] = C[0, k, 0]
-            C_g[b, k, 1] = C[0, k, 1]
+                F_g[b, k, s] = F[k, s]
+            MM_g[b, k, 0] = MM[k, 0]
+            MM_g[b, k, 1] = MM[k, 1]
 
     return stats_kernel

@@ -56,7 +56,7 @@ def close_client(handle):
 
 def _task(act_name, act_params, dist, weights, seed, samples, block0, n_blocks, dtype, backend,
           threads):
-    """One chunk on a worker: (F, MM, C, H) of blocks block0 .. block0+n_blocks-1."""
+    """One chunk on a worker: (F, MM, H) of blocks block0 .. block0+n_blocks-1."""
     import numba
 
     from .activations import activation
@@ -76,7 +76,7 @@ def _task(act_name, act_params, dist, weights, seed, samples, block0, n_blocks, 
         from .stats_cpu import run_chunk
     p = run_chunk(activation(act_name, **act_params), dist, weights, seed, samples, block0,
                   n_blocks, dtype)
-    return p.F, p.MM, p.C, p.H
+    return p.F, p.MM, p.H
 
 
 def dask_point_chunks(handle, todo, samples, seed, dtype, backend, chunk_blocks):
@@ -107,8 +107,8 @@ def dask_point_chunks(handle, todo, samples, seed, dtype, backend, chunk_blocks)
             fill()
             index, b0, nb, fut = queue.popleft()
             assert index == point.index, "dask tasks out of grid order"
-            F, MM, C, H = fut.result()
+            F, MM, H = fut.result()
             fill()
-            yield Partials(b0, F, MM, C, H), min((b0 + nb) * BLOCK, samples) - b0 * BLOCK
+            yield Partials(b0, F, MM, H), min((b0 + nb) * BLOCK, samples) - b0 * BLOCK
 
     return chunks_of
