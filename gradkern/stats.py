@@ -139,6 +139,34 @@ def accumulate(F, MM, ch, v):
     return ZERO_COL if ok else NAN_COL
 
 
+@numba.njit(inline="always")
+def accumulate_run(F, MM, H, ch, vals, n):
+    """``accumulate`` for ``vals[:n]`` of channel ``ch``, in order, with the
+    running sums in registers: the same additions in the same order, so the
+    same bits, but ~2x faster on the CPU than going through memory per value
+    (every value otherwise waits on the previous value's store)."""
+    s0, s1, s2, s3 = F[ch, SUM], F[ch, ABS], F[ch, SQ], F[ch, LOG]
+    lo_acc, hi_acc = MM[ch, 0], MM[ch, 1]
+    for j in range(n):
+        d = np.float64(vals[j])
+        ok = d == d
+        a = abs(d)
+        nz = ok and a != 0.0
+        dz = d if ok else 0.0
+        s0 += dz
+        s1 += abs(dz)
+        s2 += dz * dz
+        lo = d if ok else np.inf
+        hi = d if ok else -np.inf
+        lo_acc = lo if lo < lo_acc else lo_acc
+        hi_acc = hi if hi > hi_acc else hi_acc
+        lg = math.log(a if nz else 1.0) * _INV_LN10
+        s3 += lg
+        H[ch, hist_bin(lg) if nz else (ZERO_COL if ok else NAN_COL)] += 1
+    F[ch, SUM], F[ch, ABS], F[ch, SQ], F[ch, LOG] = s0, s1, s2, s3
+    MM[ch, 0], MM[ch, 1] = lo_acc, hi_acc
+
+
 def empty_partials(n_blocks, n_channels):
     """Zeroed per-block accumulators (F, MM, H) for ``n_blocks`` blocks."""
     F = np.zeros((n_blocks, n_channels, 4))

@@ -10,11 +10,15 @@ import numba
 import numpy as np
 
 from ._numba_util import cache_kernel
-from .dists import sample_x
+from .dists import fill_x
 from .kernels_cpu import _shared_params
-from .stats import BLOCK, Partials, accumulate, empty_partials, make_chain, slope_params
+from .stats import BLOCK, Partials, accumulate_run, empty_partials, make_chain, slope_params
 
 __all__ = ["run_chunk", "get_stats_kernel"]
+
+#: samples per sub-block (a multiple of nothing in particular; 64 keeps the
+#: (channels, 64) buffer in L1 up to depth ~60)
+SUB = 64
 
 
 def _make_stats_kernel(forward, backward, layer_params):
@@ -23,22 +27,31 @@ def _make_stats_kernel(forward, backward, layer_params):
     @numba.njit(parallel=True)
     def stats_kernel(code, dp, seed, n_total, block0, block_size, w, p, noise, F, MM, H):
         n_layers = w.shape[0]
-        T = w.dtype.type
         for b in numba.prange(F.shape[0]):
             a_buf = np.empty(n_layers, w.dtype)
             g = np.empty(n_layers, w.dtype)
+            # SUB samples at a time: chain results into a (channels, SUB) buffer,
+            # then each channel accumulated in sample order (accumulate_run)
+            buf = np.empty((n_layers + 2, SUB), w.dtype)
+            xs = np.empty(SUB, w.dtype)
             Fb, MMb, Hb = F[b], MM[b], H[b]  # this block's rows (2-D views)
             start = (block0 + b) * block_size
             stop = min(start + block_size, n_total)
-            for i in range(start, stop):
-                x = T(sample_x(code, dp, seed, i, n_total))
-                y, gx = chain(x, w, p, noise, i, a_buf, g)
+            for s0 in range(start, stop, SUB):
+                m = min(SUB, stop - s0)
+                fill_x(code, dp, seed, s0, m, n_total, xs)  # s0 is even: BLOCK, SUB are
+                for j in range(m):
+                    i = s0 + j
+                    y, gx = chain(xs[j], w, p, noise, i, a_buf, g)
+                    for k in range(n_layers):
+                        buf[k, j] = g[k]
+                    buf[n_layers, j] = gx
+                    buf[n_layers + 1, j] = y
                 for k in range(n_layers + 2):
-                    v = g[k] if k < n_layers else (gx if k == n_layers else y)
-                    Hb[k, accumulate(Fb, MMb, k, v)] += 1
+                    accumulate_run(Fb, MMb, Hb, k, buf[k], m)
 
-    return cache_kernel(stats_kernel, forward, backward, layer_params, chain, sample_x,
-                        accumulate)
+    return cache_kernel(stats_kernel, forward, backward, layer_params, chain, fill_x,
+                        accumulate_run)
 
 
 _KERNELS = {}

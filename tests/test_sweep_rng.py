@@ -86,10 +86,18 @@ def test_distribution_ks_and_moments(text, ref):
         assert abs(x.var() / var - 1) < 0.03
 
 
-def test_box_muller_uses_the_cosine_output():
-    r = sample_words(0, 17, 0)
-    z = math.sqrt(-2 * math.log(uniform_a(r))) * math.cos(2 * math.pi * uniform_b(r))
-    assert gk.draw("normal:0,1", 1, seed=0, start=17, dtype=np.float64)[0] == z
+def test_box_muller_pairs():
+    """Samples 2j and 2j+1 are the cosine and sine outputs of counter j."""
+    r = sample_words(0, 8, 0)
+    rad = math.sqrt(-2 * math.log(uniform_a(r)))
+    x = gk.draw("normal:0,1", 2, seed=0, start=16, dtype=np.float64)
+    assert x[0] == rad * math.cos(2 * math.pi * uniform_b(r))
+    assert x[1] == rad * math.sin(2 * math.pi * uniform_b(r))
+    assert gk.draw("uniform:0,1", 2, seed=0, start=16, dtype=np.float64).tolist() == \
+        [uniform_a(r), uniform_b(r)]
+    # odd starts and lengths give the same values as the pairs
+    full = gk.draw("lognormal:0,1", 101, seed=2)
+    assert np.array_equal(gk.draw("lognormal:0,1", 7, seed=2, start=33), full[33:40])
 
 
 def test_rrelu_slopes_are_uniform_on_the_bounds():
