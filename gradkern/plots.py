@@ -63,9 +63,12 @@ def plot_layers(result, dist, weight, path, plt):
         pos = y[y > 0]
         if pos.size:
             floor = pos.min() if floor is None else min(floor, pos.min())
-        # an all-zero layer (e.g. Hardshrink on small inputs) has no log: drawn as a gap
+        # a zero mean has no log: say so in the legend rather than leave a silent gap
+        zeros = int(np.sum(y == 0))
+        label = act if not zeros else (f"{act} (all 0)" if zeros == len(y)
+                                       else f"{act} (0 at {zeros} layers)")
         ax.plot(x, np.where(y > 0, y, np.nan), marker="os^vD"[n_act % 5], ms=3.5, lw=1.4,
-                ls=styles[n_act % 4], color=color, label=act)
+                ls=styles[n_act % 4], color=color, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("layer i (1 = nearest the input)")
     ax.set_ylabel("mean |df/dw_i|")
