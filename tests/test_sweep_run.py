@@ -117,8 +117,11 @@ def test_resume_after_interrupt(tmp_path, how):
     d = tmp_path / "run"
     exe = BIN / "gradkern"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "gradkern"]
+    # SIGINT back to its default in the child: a shell that starts pytest in the
+    # background hands it down ignored, and Python then installs no handler
     proc = subprocess.Popen(cmd + SWEEP_ARGS + ["--out", str(d)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = _wait_points(d, 2, proc)
     proc.send_signal(getattr(signal, how))
     out, err = proc.communicate(timeout=60)
