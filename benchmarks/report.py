@@ -58,6 +58,34 @@ def tables(rows, ours="gradkern-cpu"):
     return "\n".join(out)
 
 
+def targets(rows, n=10**7, dtype="float32", depth=3, ours="gradkern-cpu"):
+    """Issue 3's target table: every activation at (n, dtype, depth), each peer's
+    samples/s, gradkern's ratio to JAX (target >= 1.5) and to torch batched
+    autograd (target >= 10), and gradkern's share of the memory floor."""
+    acts = defaultdict(dict)
+    for r in rows:
+        if (r["n"], r["dtype"], r["depth"]) == (n, dtype, depth):
+            acts[r["activation"]][r["lib"]] = r["samples_per_s"]
+    peers = [p for p in ("torch-batched", "torch-func", "torch-compile", "jax", "memory-floor")
+             if any(p in v for v in acts.values())]
+    head = ["activation", ours] + peers + ["vs JAX (>= 1.5x)", "vs torch (>= 10x)", "of floor"]
+    out = [f"\n**N = {n:.0e}, {dtype}, depth {depth}**: samples/s\n",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    misses = []
+    for act, v in acts.items():
+        g = v.get(ours)
+        rj = g / v["jax"] if g and v.get("jax") else None
+        rt = g / v["torch-batched"] if g and v.get("torch-batched") else None
+        fl = g / v["memory-floor"] if g and v.get("memory-floor") else None
+        if (rj is not None and rj < 1.5) or (rt is not None and rt < 10):
+            misses.append(act)
+        mark = lambda r, t: "—" if r is None else (f"**{r:.2f}x**" if r >= t else f"{r:.2f}x (miss)")  # noqa
+        out.append("| " + " | ".join([act, fmt(g)] + [fmt(v.get(p)) for p in peers] + [
+            mark(rj, 1.5), mark(rt, 10), "—" if fl is None else f"{100 * fl:.0f}%"]) + " |")
+    out.append(f"\nTargets missed by: {', '.join(misses) if misses else 'none'}")
+    return "\n".join(out)
+
+
 def plot(rows, path, activations=("Tanh", "ReLU")):
     import matplotlib
 
@@ -85,12 +113,14 @@ def main(argv=None):
     ap.add_argument("json", nargs="+")
     ap.add_argument("--md", help="write the tables here (default: print)")
     ap.add_argument("--plot", help="write a PNG throughput plot here")
+    ap.add_argument("--targets", action="store_true",
+                    help="issue 3's target table (N=1e7, float32, depth 3) instead")
     args = ap.parse_args(argv)
     rows, machine = load(args.json)
     text = ""
     if machine:
         text += ("Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "\n")
-    text += tables(rows)
+    text += targets(rows) if args.targets else tables(rows)
     if args.md:
         with open(args.md, "w") as fh:
             fh.write(text + "\n")

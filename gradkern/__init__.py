@@ -1,14 +1,17 @@
 """gradkern: closed-form chain-rule gradients of 1-neuron-per-layer activation chains.
 
 ``import gradkern`` loads numpy and numba only; torch is imported by
-:mod:`gradkern.reference` when it is used.
+:mod:`gradkern.reference` when it is used, matplotlib by the plots, dask by
+``sweep(dask=...)``, numba.cuda by ``sweep(backend="cuda")``.
 """
 from .activations import ACTIVATIONS, Activation, activation
 from .api import BACKENDS, ChainGrad, chain_grad
+from .dists import Dist, draw, rrelu_slopes
+from .sweep_api import SweepResult, load as load_sweep, sweep
 
 __version__ = "0.1.0"
 __all__ = ["ACTIVATIONS", "Activation", "activation", "ChainGrad", "chain_grad", "BACKENDS",
-           "reference"]
+           "reference", "sweep", "SweepResult", "load_sweep", "Dist", "draw", "rrelu_slopes"]
 
 
 def __getattr__(name):

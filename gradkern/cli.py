@@ -5,6 +5,8 @@
     gradkern verify [--backend cpu] [--seed S] [--depths 1,3,4,30] [--activations A,B]
     gradkern bench [--activations Tanh,ReLU|all] [--sizes 1e6,1e7] [--dtypes float32]
                    [--libs gradkern-cpu,torch-batched,jax,memory-floor] [--json] [--out F]
+    gradkern sweep --activations all --depths 1-30 --dist normal:0,1 --samples 1e9 --out DIR
+    gradkern plot DIR
 """
 import argparse
 import json
@@ -139,33 +141,6 @@ def cmd_verify(args):
     return 1 if failures else 0
 
 
-class Progress:
-    """A one-line progress bar on stderr with rate and ETA (silent if not a TTY)."""
-
-    def __init__(self, label, enabled=None):
-        self.label = label
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.start = None
-
-    def __call__(self, done, total, item=None):
-        import time
-
-        now = time.perf_counter()
-        if self.start is None:
-            self.start = now
-        if not self.enabled or total == 0:
-            return
-        frac = done / total
-        elapsed = now - self.start
-        eta = elapsed / done * (total - done) if done else float("nan")
-        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-        what = "" if item is None else " ".join(str(item[k]) for k in ("activation", "n", "dtype", "lib")
-                                                  if k in item)
-        end = "\n" if done == total else ""
-        print(f"\r{self.label} [{bar}] {done}/{total} {elapsed:5.0f}s eta {eta:4.0f}s {what:40.40s}",
-              end=end, file=sys.stderr, flush=True)
-
-
 def cmd_bench(args):
     from .activations import ACTIVATIONS
     from .bench import LIBS, machine_info, run_bench
@@ -175,10 +150,22 @@ def cmd_bench(args):
     if unknown:
         raise ValueError(f"unknown activation or lib {unknown}; activations: {', '.join(ACTIVATIONS)}; "
                          f"libs: {', '.join(LIBS)}")
+    from .progress import Progress
+
     info = machine_info()
-    progress = Progress("gradkern bench", enabled=False if args.quiet else None)
+    n_cases = len(acts) * len(args.sizes) * len(args.dtypes) * len(args.libs)
+    bar = Progress(sum(args.sizes) * len(acts) * len(args.dtypes) * len(args.libs),
+                   n_cases, enabled=not args.quiet)
+    last = {"n": 0}
+
+    def progress(i, total, rec):
+        # called before each case (rec) and once at the end (rec None)
+        bar.advance(samples=last["n"], points=1 if i else 0)
+        last["n"] = rec["n"] if rec else 0
+
     records = list(run_bench(acts, args.sizes, args.dtypes, args.libs, depth=args.depth,
                              repeat=args.repeat, progress=progress))
+    bar.close()
     ours = args.libs[0]
     base = {(r["activation"], r["n"], r["dtype"]): r.get("samples_per_s")
             for r in records if r["lib"] == ours}
@@ -202,6 +189,101 @@ def cmd_bench(args):
                      f"{r[ours + '_ratio']:.2f}x" if r.get(ours + "_ratio") else ""])
     print(_table(["activation", "N", "dtype", "lib", "samples/s", "GB/s moved", "ratio"], rows))
     return 0
+
+
+# --------------------------------------------------------------------------- sweep, plot
+def cmd_sweep(args):
+    from .sweep_api import sweep
+
+    dists = args.dist or ["normal:0,1"]
+    argv_hint = " ".join(sys.argv[1:]) if sys.argv[1:] else "sweep ..."
+    try:
+        res = sweep(args.activations, args.depths, dists, args.weights, args.samples, args.seed,
+                    backend=args.backend, dtype=args.dtype, out=args.out, resume=args.resume,
+                    progress=not args.quiet, dask=args.dask, threads=args.threads)
+    except KeyboardInterrupt:
+        if args.out:
+            hint = argv_hint if "--resume" in argv_hint else argv_hint + " --resume"
+            print(f"\ngradkern sweep: interrupted; finished points are in {args.out}; "
+                  f"continue with: gradkern {hint}", file=sys.stderr)
+        raise
+    plots = []
+    if args.out and not args.no_plots:
+        try:
+            from .plots import plot_sweep
+
+            plots = plot_sweep(res, args.out)
+        except ImportError as exc:
+            print(f"gradkern sweep: no plots ({exc}); pip install matplotlib", file=sys.stderr)
+    if args.json:
+        print(res.to_json())
+        return 0
+    print(_table(
+        ["activation", "depth", "dist", "weight", "samples", "mean|df/dw_1|", "mean|df/dw_L|",
+         "zero(dw_1)", "mean|df/dx|", "seconds"],
+        [[p["activation"], p["depth"], p["dist"], f"{p['weight']:g}", f"{p['samples']:.3g}",
+          _g(_layer(res, p, 1)), _g(_layer(res, p, p["depth"])),
+          _g(_layer(res, p, 1, "zero_fraction")), _g(p["input_grad_mean_abs"]),
+          f"{p['seconds']:.2f}"] for p in res.points]))
+    if args.out:
+        print(f"\nwritten to {args.out}: results.csv, results.json, points.csv, points/"
+              + "".join(f", {os.path.basename(q)}" for q in plots))
+    return 0
+
+
+def _g(v):
+    return "-" if v is None else f"{v:.4g}"
+
+
+def _layer(res, point, layer, key="mean_abs_grad"):
+    for r in res.rows:
+        if r["point"] == point["point"] and r["layer"] == layer:
+            return r[key]
+    return None
+
+
+def cmd_plot(args):
+    from .plots import plot_dir
+
+    for path in plot_dir(args.dir, args.out):
+        print(path)
+    return 0
+
+
+def add_sweep_commands(sub):
+    """The ``sweep`` and ``plot`` subcommands (kept in one block)."""
+    s = sub.add_parser(
+        "sweep", help="gradient statistics over activations x depths x input distributions",
+        description="Fused streaming statistics of df/dw_i (and df/dx, f) for every grid point, "
+                    "inputs drawn in-kernel from a Philox stream keyed by the seed: bit-identical "
+                    "for any thread count, chunking or Dask layout.  With --out, each point is "
+                    "written as it finishes and --resume continues an interrupted sweep.")
+    s.add_argument("--activations", default="all", help="all, or comma-separated names (default all)")
+    s.add_argument("--depths", default="3", help="e.g. 1-30, 1,2,5 or 1-5,10 (default 3)")
+    s.add_argument("--dist", action="append", metavar="KIND:PARAMS",
+                   help="input distribution, repeatable: normal:0,1 uniform:-3,3 laplace:0,1 "
+                        "lognormal:0,1 student-t:3 constant:2 grid:-5,5 (default normal:0,1)")
+    s.add_argument("--weights", type=_floats, default=[1.0],
+                   help="comma-separated weight settings, each used for every layer (default 1)")
+    s.add_argument("--samples", default="1e6", help="samples per grid point, e.g. 1e9 (default 1e6)")
+    s.add_argument("--seed", type=int, default=0, help="Philox key (default 0)")
+    s.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    s.add_argument("--out", metavar="DIR", help="write manifest, points, tables and plots here")
+    s.add_argument("--resume", action="store_true", help="continue the sweep in --out DIR")
+    s.add_argument("--dask", metavar="ADDRESS", help="Dask scheduler address, or local:N")
+    s.add_argument("--threads", type=int, help="Numba threads (per Dask task with --dask)")
+    s.add_argument("--json", action="store_true", help='print {"results": [...], "points": [...]}')
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--no-plots", action="store_true", help="do not draw plots into --out")
+    s.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plot", help="redraw the plots of a sweep directory",
+                       description="layers.png (mean |df/dw_i| per layer) and heatmap.png "
+                                   "(activation x depth) from the finished points in DIR.")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--out", metavar="OUTDIR", help="where to write the PNGs (default DIR)")
+    p.set_defaults(func=cmd_plot)
 
 
 # ---------------------------------------------------------------------------
@@ -271,6 +353,7 @@ def build_parser():
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_bench)
+    add_sweep_commands(sub)
     return p
 
 

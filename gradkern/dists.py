@@ -1,0 +1,261 @@
+r"""Input distributions of a sweep, drawn from the counter-based stream.
+
+A :class:`Dist` is a kind and up to 4 float64 parameters; ``Dist.parse``
+reads the CLI's ``kind:p1,p2`` strings.  :func:`sample_x` turns (seed, sample
+index) into one input, in float64, and is what every sweep kernel (CPU and
+CUDA) calls; :func:`draw` runs the same function over a range of indices, so
+a user or a test can materialise exactly the inputs a sweep saw.
+
+How each draw is made.  Samples come in pairs (2j, 2j+1); with
+(r0, r1, r2, r3) = ``rng.sample_words(seed, j, 0)``, u = ``uniform_a`` (words
+r0, r1) and v = ``uniform_b`` (words r2, r3):
+
+===================  ===================================================
+normal(mu, sigma)    mu + sigma * z, with Box-Muller's two outputs
+                     z_2j = sqrt(-2 log u) cos(2 pi v),
+                     z_2j+1 = sqrt(-2 log u) sin(2 pi v)
+uniform(a, b)        x_2j = a + (b - a) u,  x_2j+1 = a + (b - a) v
+laplace(mu, b)       inverse CDF, mu - b sign(w - 1/2) log(1 - 2|w - 1/2|),
+                     w = u for 2j, w = v for 2j+1
+lognormal(mu, sigma) exp(mu + sigma * z), z as for normal
+student-t(nu)        one counter per sample i (not per pair): with u, v
+                     from ``sample_words(seed, i, 0)``,
+                     cos(2 pi v) * sqrt(nu * (u**(-2/nu) - 1))
+                     (Bailey's polar method, 1994, in its rejection-free
+                     form: (u, 2 pi v) is a uniform point of the unit disc
+                     in polar coordinates with W = u)
+constant(c)          c
+grid(a, b)           a + (b - a) * i / (N - 1), N the point's sample count
+                     (a for N = 1); no random numbers
+===================  ===================================================
+
+Pairs halve the Philox calls and Box-Muller's log and sqrt (47 -> ~27 ns per
+normal on this machine's CPU); a kernel that starts at an odd index still
+gets the same values, from ``sample_x``.
+Each value is computed in float64 and rounded once to the kernel's dtype.
+IEEE +, *, /, sqrt are exact-rounded everywhere, so uniform, grid and constant
+inputs are bit-identical on any CPU and GPU; log, cos, exp and pow come from
+the platform's libm (libdevice on a GPU, accurate to 1-2 ulp in float64), so on
+real GPU hardware a float64 normal/laplace/lognormal/t draw can differ in its
+last bit from the CPU's, which survives the rounding to float32 in about one
+draw in 2**28.  The CUDA simulator uses the CPU's libm: identical.
+
+RReLU slopes (training mode) use stream ``1 + k`` for layer k: slope =
+``lower + (upper - lower) * u`` in float64 with lower/upper already rounded to
+the kernel dtype, then rounded to it (:func:`rrelu_slopes`).
+"""
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .rng import sample_words, split_seed, uniform_a, uniform_b
+
+__all__ = ["Dist", "DIST_KINDS", "sample_x", "sample_pair", "draw", "rrelu_slopes", "rrelu_slope"]
+
+#: kind name -> (code used in kernels, parameter names, default parameters)
+DIST_KINDS = {
+    "normal": (0, ("mu", "sigma"), (0.0, 1.0)),
+    "uniform": (1, ("a", "b"), (0.0, 1.0)),
+    "laplace": (2, ("mu", "b"), (0.0, 1.0)),
+    "lognormal": (3, ("mu", "sigma"), (0.0, 1.0)),
+    "student-t": (4, ("nu",), (None,)),
+    "constant": (5, ("c",), (None,)),
+    "grid": (6, ("a", "b"), (None, None)),
+}
+_ALIASES = {"t": "student-t", "studentt": "student-t", "student_t": "student-t",
+            "gaussian": "normal", "const": "constant"}
+
+_TWO_PI = 2.0 * math.pi
+
+
+@dataclass(frozen=True)
+class Dist:
+    """An input distribution: ``kind`` (a key of :data:`DIST_KINDS`) and its
+    parameters, e.g. ``Dist("normal", (0.0, 1.0))``."""
+
+    kind: str
+    params: tuple
+
+    def __post_init__(self):
+        kind = _ALIASES.get(self.kind.lower(), self.kind.lower())
+        if kind not in DIST_KINDS:
+            raise ValueError(
+                f"unknown distribution {self.kind!r}; valid: {', '.join(DIST_KINDS)}"
+            )
+        _, names, defaults = DIST_KINDS[kind]
+        values = tuple(float(v) for v in self.params)
+        if len(values) > len(names):
+            raise ValueError(f"{kind} takes {len(names)} parameter(s) ({', '.join(names)}), "
+                             f"got {len(values)}")
+        values += tuple(defaults[len(values):])
+        if any(v is None for v in values):
+            raise ValueError(f"{kind} needs parameter(s) {', '.join(names)}")
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{kind}: parameters must be finite, got {values}")
+        if kind in ("normal", "lognormal", "laplace") and not values[1] > 0:
+            raise ValueError(f"{kind}: {names[1]} must be > 0, got {values[1]}")
+        if kind in ("uniform", "grid") and not values[1] >= values[0]:
+            raise ValueError(f"{kind}: b must be >= a, got a={values[0]}, b={values[1]}")
+        if kind == "student-t" and not values[0] > 0:
+            raise ValueError(f"student-t: nu must be > 0, got {values[0]}")
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "params", values)
+
+    @classmethod
+    def parse(cls, text):
+        """``"normal:0,1"``, ``"uniform:-3,3"``, ``"t:3"``, ``"grid:-5,5"``, ``"normal"``."""
+        if isinstance(text, Dist):
+            return text
+        kind, _, rest = str(text).strip().partition(":")
+        try:
+            params = tuple(float(v) for v in rest.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"bad distribution {text!r}: parameters must be numbers, "
+                             "as in normal:0,1") from None
+        return cls(kind, params)
+
+    @property
+    def code(self):
+        return DIST_KINDS[self.kind][0]
+
+    def kernel_params(self):
+        """(code, 4 float64 parameters) as the kernels take them."""
+        p = self.params + (0.0,) * (4 - len(self.params))
+        return self.code, np.array(p, dtype=np.float64)
+
+    def __str__(self):
+        # repr round-trips every float; "1.0" is shown as "1" (normal:0,1)
+        text = (repr(v)[:-2] if repr(v).endswith(".0") else repr(v) for v in self.params)
+        return f"{self.kind}:{','.join(text)}"
+
+
+@numba.njit
+def sample_pair(code, p, seed, j, n):
+    """Samples ``2j`` and ``2j+1`` of ``n`` of distribution ``code`` with
+    parameters ``p`` (float64 array of 4), as two float64 values.
+
+    Pairs share one Philox call (counter ``j``) where that keeps the two
+    independent: both Box-Muller outputs for normal and lognormal, u and v
+    for uniform and laplace.  Student-t uses its own counter per sample
+    (Bailey's pair would share a radius), grid and constant none.
+    """
+    i = 2 * j
+    if code == 5:  # constant
+        return p[0], p[0]
+    if code == 6:  # grid
+        if n <= 1:
+            return p[0], p[0]
+        step = np.float64(n - 1)
+        return (p[0] + (p[1] - p[0]) * (np.float64(i) / step),
+                p[0] + (p[1] - p[0]) * (np.float64(i + 1) / step))
+    if code == 4:
+        return _student_t(p[0], sample_words(seed, i, 0)), \
+            _student_t(p[0], sample_words(seed, i + 1, 0))
+    r = sample_words(seed, j, 0)
+    u = uniform_a(r)
+    v = uniform_b(r)
+    if code == 1:
+        return p[0] + (p[1] - p[0]) * u, p[0] + (p[1] - p[0]) * v
+    if code == 2:
+        return _laplace(p[0], p[1], u), _laplace(p[0], p[1], v)
+    rad = math.sqrt(-2.0 * math.log(u))
+    z0 = rad * math.cos(_TWO_PI * v)
+    z1 = rad * math.sin(_TWO_PI * v)
+    if code == 0:
+        return p[0] + p[1] * z0, p[0] + p[1] * z1
+    return math.exp(p[0] + p[1] * z0), math.exp(p[0] + p[1] * z1)  # lognormal
+
+
+@numba.njit
+def _laplace(mu, b, u):
+    d = u - 0.5
+    m = math.log(1.0 - 2.0 * abs(d))
+    return mu - b * m if d > 0.0 else mu + b * m
+
+
+@numba.njit
+def _student_t(nu, r):
+    return math.cos(_TWO_PI * uniform_b(r)) * math.sqrt(nu * (uniform_a(r) ** (-2.0 / nu) - 1.0))
+
+
+@numba.njit
+def sample_x(code, p, seed, i, n):
+    """Sample ``i`` of ``n`` alone (``sample_pair`` of its pair, one half)."""
+    a, b = sample_pair(code, p, seed, i >> 1, n)
+    return a if (i & 1) == 0 else b
+
+
+@numba.njit
+def rrelu_slope(seed, i, k, lo, hi):
+    """RReLU training slope of sample ``i`` at layer ``k`` (0-based), float64."""
+    return lo + (hi - lo) * uniform_a(sample_words(seed, i, 1 + k))
+
+
+@numba.njit
+def _draw_into(code, p, seed, start, n_total, out):
+    for j in range(out.shape[0]):
+        out[j] = sample_x(code, p, seed, start + j, n_total)
+
+
+@numba.njit(inline="always")
+def fill_x(code, p, seed, start, m, n_total, out):
+    """``out[:m]`` = samples ``start .. start+m-1`` (start even), pair by pair."""
+    for j in range(0, m, 2):
+        a, b = sample_pair(code, p, seed, (start + j) >> 1, n_total)
+        out[j] = a
+        if j + 1 < m:
+            out[j + 1] = b
+
+
+@numba.njit
+def _slopes_into(seed, start, lo, hi, out):
+    for j in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            out[j, k] = rrelu_slope(seed, start + j, k, lo, hi)
+
+
+def draw(dist, n, seed, *, start=0, total=None, dtype=np.float32):
+    """The inputs a sweep draws: samples ``start .. start+n-1`` of ``dist``.
+
+    Parameters
+    ----------
+    dist : Dist or str
+        ``Dist("normal", (0, 1))`` or a string such as ``"normal:0,1"``.
+    n : int
+        How many samples.
+    seed : int
+        The sweep's seed (0 <= seed < 2**64).
+    start : int
+        Index of the first sample (a sweep's samples are 0 .. N-1).
+    total : int, optional
+        The point's sample count N, needed by ``grid`` only (default
+        ``start + n``).
+    dtype : numpy dtype
+        float32 (default, the sweep's default) or float64; each value is
+        computed in float64 and rounded once.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+    """
+    dist = Dist.parse(dist)
+    seed = split_seed(seed)
+    if n < 0 or start < 0:
+        raise ValueError("n and start must be >= 0")
+    total = start + n if total is None else int(total)
+    code, p = dist.kernel_params()
+    out = np.empty(n, dtype=np.dtype(dtype))
+    _draw_into(code, p, np.uint64(seed), np.int64(start), np.int64(total), out)
+    return out
+
+
+def rrelu_slopes(n, n_layers, seed, lower, upper, *, start=0, dtype=np.float32):
+    """The (n, n_layers) RReLU training slopes a sweep uses for samples
+    ``start ..``; pass them as ``chain_grad(..., noise=...)`` to reproduce it."""
+    dtype = np.dtype(dtype)
+    lo, hi = (float(dtype.type(v)) for v in (lower, upper))
+    out = np.empty((n, n_layers), dtype=dtype)
+    _slopes_into(np.uint64(split_seed(seed)), np.int64(start), lo, hi, out)
+    return out

@@ -1,0 +1,101 @@
+r"""Counter-based random numbers: Philox4x32-10, keyed by (seed, sample index).
+
+Why counter-based: a sweep draws sample ``i``'s input from ``philox(counter=i,
+key=seed)`` alone, with no generator state, so any thread, chunk, Dask worker
+or GPU thread can produce exactly the numbers of any range of samples.  That is
+what makes a sweep's statistics independent of how the work was split.
+
+The stream (the definition tests and users can rely on):
+
+- key   ``(k0, k1) = (seed mod 2**32, seed >> 32)``, seed a 64-bit unsigned int;
+- counter ``(c0, c1, c2, c3) = (i mod 2**32, i >> 32, stream, 0)`` for sample
+  index ``i`` (0-based, 64-bit) and ``stream`` 0 for the input x, ``1 + k`` for
+  the RReLU slope of layer k (0-based);
+- output four 32-bit words ``(r0, r1, r2, r3)`` of Philox4x32 with 10 rounds
+  (Salmon et al., SC'11), checked against Random123's known-answer vectors;
+- a uniform is made from two words: ``u = ((r_a >> 6) * 2**26 + (r_b >> 6) + 0.5)
+  * 2**-52``, 52 random bits, so ``u`` lies in the open interval (0, 1), and
+  ``u``, ``1 - u`` and ``u - 0.5`` are all exact in float64 (log(u) and log(1-u)
+  are always finite).  ``uniform_a`` uses (r0, r1), ``uniform_b`` (r2, r3).
+
+Everything is ``numba.njit`` with no eager signature and only integer
+operations on ``uint64`` (32-bit products in 64 bits), so the same functions
+compile inside CPU kernels and ``numba.cuda`` kernels unchanged.
+"""
+import numba
+import numpy as np
+
+__all__ = ["philox4x32", "sample_words", "uniform_a", "uniform_b", "split_seed"]
+
+_U = np.uint64
+# Philox4x32 multipliers and Weyl key increments (Random123 philox.h)
+_M0 = _U(0xD2511F53)
+_M1 = _U(0xCD9E8D57)
+_W0 = _U(0x9E3779B9)
+_W1 = _U(0xBB67AE85)
+_MASK = _U(0xFFFFFFFF)
+_S32 = _U(32)
+_S6 = _U(6)
+_TWO26 = 67108864.0  # 2**26
+_TWO_M52 = 2.220446049250313e-16  # 2**-52
+
+
+@numba.njit
+def philox4x32(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 of counter (c0..c3) under key (k0, k1); 32-bit values
+    carried in uint64.  Returns the four output words as uint64."""
+    c0 = _U(c0)
+    c1 = _U(c1)
+    c2 = _U(c2)
+    c3 = _U(c3)
+    k0 = _U(k0)
+    k1 = _U(k1)
+    for _ in range(10):
+        p0 = _M0 * c0  # < 2**64: both factors < 2**32
+        p1 = _M1 * c2
+        n0 = (p1 >> _S32) ^ c1 ^ k0
+        n2 = (p0 >> _S32) ^ c3 ^ k1
+        c1 = p1 & _MASK
+        c3 = p0 & _MASK
+        c0 = n0
+        c2 = n2
+        k0 = (k0 + _W0) & _MASK
+        k1 = (k1 + _W1) & _MASK
+    return c0, c1, c2, c3
+
+
+@numba.njit
+def sample_words(seed, i, stream):
+    """The four words of sample ``i`` in ``stream`` under a 64-bit ``seed``."""
+    s = _U(seed)
+    j = _U(i)
+    return philox4x32(j & _MASK, j >> _S32, _U(stream), _U(0), s & _MASK, s >> _S32)
+
+
+@numba.njit
+def _to_unit(ra, rb):
+    hi = np.float64(ra >> _S6)
+    lo = np.float64(rb >> _S6)
+    return (hi * _TWO26 + lo + 0.5) * _TWO_M52
+
+
+@numba.njit
+def uniform_a(r):
+    """Uniform on (0, 1) from words r0, r1 of ``r`` (see module docstring)."""
+    return _to_unit(r[0], r[1])
+
+
+@numba.njit
+def uniform_b(r):
+    """Uniform on (0, 1) from words r2, r3 of ``r``."""
+    return _to_unit(r[2], r[3])
+
+
+def split_seed(seed):
+    """Validate a seed and return it as a Python int in [0, 2**64)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    seed = int(seed)
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return seed

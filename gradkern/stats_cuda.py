@@ -1,0 +1,78 @@
+"""The fused statistics kernel on a CUDA GPU (numba.cuda), same blocking as the CPU.
+
+One GPU thread owns one block of ``stats.BLOCK`` = 4096 consecutive samples and
+accumulates it in sample order with the very functions the CPU kernel uses
+(``dists.sample_x``, ``stats.make_chain``, ``stats.accumulate``), so each
+block's float64 partials are the CPU's, bit for bit wherever the device's libm
+agrees (see :mod:`gradkern.dists`; always under the simulator).  The host then
+folds the blocks in order, as for the CPU.  Histograms (with the zero and NaN counts)
+are integer atomics into one (channels, columns) array: order-free.
+
+Accumulators live in per-thread local arrays (sized for :data:`MAX_DEPTH`
+layers) and are written to global memory once per block.  Global arrays are
+copied to local ones before the shared njit functions see them, which is also
+what lets the kernel run under ``NUMBA_ENABLE_CUDASIM=1`` (the simulator's
+device arrays cannot be passed to njit functions).
+
+Performance on real hardware is not measured here (no GPU was available when
+this was written); ``gradkern.sweep(backend="cuda")`` is tested on the simulator.
+"""
+import os
+
+import numba
+import numpy as np
+
+from .kernels_cpu import _shared_params
+from .stats import BLOCK, HIST_COLS, Partials, slope_params
+
+__all__ = ["run_chunk", "gpu_available", "MAX_DEPTH"]
+
+#: deepest chain the GPU kernel takes (local arrays need a compile-time size)
+MAX_DEPTH = 64
+_THREADS = 128
+
+
+def gpu_available():
+    """True when a real CUDA GPU can be used (never under the simulator)."""
+    if numba.config.ENABLE_CUDASIM:
+        return False
+    if not (os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")):
+        return False  # no driver: don't pay for importing numba.cuda
+    try:
+        from numba import cuda
+
+        return cuda.is_available()
+    except Exception:  # a broken CUDA install is "no GPU" for backend="auto"
+        return False
+
+
+_KERNELS = {}
+
+
+def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
+    """As :func:`gradkern.stats_cpu.run_chunk`, on the GPU."""
+    from numba import cuda
+
+    from .stats_cpu import noise_tuple
+    from .stats_cuda_kernel import make_kernel
+
+    dtype = np.dtype(dtype)
+    w = np.ascontiguousarray(weights, dtype=dtype)
+    if w.shape[0] > MAX_DEPTH:
+        raise ValueError(f"backend='cuda' takes depths up to {MAX_DEPTH}, got {w.shape[0]}")
+    layer_params = slope_params if act.stochastic else _shared_params
+    key = (act.spec.forward, act.spec.backward, layer_params, dtype)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = _KERNELS[key] = make_kernel(act.spec.forward, act.spec.backward,
+                                              layer_params, dtype)
+    n_ch = w.shape[0] + 2
+    code, dp = dist.kernel_params()
+    F = cuda.device_array((n_blocks, n_ch, 4), np.float64)
+    MM = cuda.device_array((n_blocks, n_ch, 2), np.float64)
+    H = cuda.to_device(np.zeros((n_ch, HIST_COLS), np.int64))
+    grid = -(-n_blocks // _THREADS)
+    kernel[grid, _THREADS](code, cuda.to_device(dp), np.uint64(seed), np.int64(n_total),
+                           np.int64(block0), np.int64(BLOCK), cuda.to_device(w),
+                           act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)
+    return Partials(block0, F.copy_to_host(), MM.copy_to_host(), H.copy_to_host())

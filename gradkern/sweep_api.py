@@ -1,0 +1,386 @@
+"""``gradkern.sweep``: gradient statistics over a grid of activations x depths x
+input distributions x weights, from the fused streaming kernels.
+
+A grid point is (activation, depth L, distribution, weight w) with weights
+``[w] * L``; N samples are drawn in-kernel from the counter-based stream
+(:mod:`gradkern.dists`), and each point is computed as consecutive chunks of
+whole blocks (:mod:`gradkern.stats`) folded in block order, locally or on Dask
+workers, so the numbers depend on (grid, N, seed, dtype) only.
+"""
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import ACTIVATIONS, Activation, activation as _activation
+from .dists import Dist
+from .rng import split_seed
+from .stats import BLOCK, HIST_BINS, HIST_LO, HIST_WIDTH, PointStats, fold
+
+__all__ = ["sweep", "SweepResult", "Point", "make_grid", "parse_depths", "SWEEP_BACKENDS"]
+
+SWEEP_BACKENDS = ("auto", "cpu", "cuda")
+STREAM = "philox4x32-10/gradkern-1"
+#: default chunk: 256 blocks = 1,048,576 samples, ~0.1 s of work on 2 cores;
+#: memory ~ 256 x channels x 354 x 8 B of histograms (3.6 MB at depth 3)
+CHUNK_BLOCKS = 256
+
+ROW_COLUMNS = ("point", "activation", "depth", "dist", "weight", "layer", "samples", "seed",
+               "dtype", "mean_abs_grad", "mean_grad", "rms_grad", "min_grad", "max_grad",
+               "zero_fraction", "nan_fraction", "mean_log10_abs_grad")
+_QUANTITIES = (("input_grad", "df/dx"), ("output", "f"))
+_STAT_KEYS = ("mean_abs", "mean", "rms", "min", "max", "zero_fraction", "nan_fraction",
+              "mean_log10_abs")
+POINT_COLUMNS = ("point", "activation", "depth", "dist", "weight", "samples", "seed", "dtype",
+                 "seconds", "backend") + tuple(
+    f"{q}_{s}" for q, _ in _QUANTITIES for s in _STAT_KEYS)
+
+
+def act_label(act):
+    """``Tanh``, or ``LeakyReLU(negative_slope=0.2)`` when not torch's defaults."""
+    return act.name if dict(act.params) == act.spec.defaults else repr(act)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point."""
+
+    index: int
+    activation: Activation
+    depth: int
+    dist: Dist
+    weight: float
+
+    def weights(self, dtype):
+        return np.full(self.depth, self.weight, dtype=np.dtype(dtype))
+
+    def describe(self):
+        return {"point": self.index, "activation": act_label(self.activation),
+                "params": dict(self.activation.params), "depth": self.depth,
+                "dist": str(self.dist), "weight": self.weight}
+
+
+def parse_depths(text):
+    """``"1-30"``, ``"1,2,5"``, ``"1-5,10,20"`` -> sorted unique list of ints >= 1."""
+    if isinstance(text, int):
+        return [text]
+    out = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        a, sep, b = part.partition("-")
+        try:
+            lo, hi = (int(a), int(b)) if sep else (int(a), int(a))
+        except ValueError:
+            raise ValueError(f"bad depths {text!r}: use e.g. 1-30 or 1,3,5") from None
+        if lo < 1 or hi < lo:
+            raise ValueError(f"bad depth range {part!r}: depths are >= 1, low-high")
+        out.update(range(lo, hi + 1))
+    if not out:
+        raise ValueError("no depths given")
+    return sorted(out)
+
+
+def _activations(spec):
+    if isinstance(spec, (str, Activation)):
+        spec = [spec]
+    acts = []
+    for a in spec:
+        if isinstance(a, str) and a.lower() == "all":
+            acts.extend(_activation(n) for n in ACTIVATIONS)
+        elif isinstance(a, str) and "," in a:
+            acts.extend(_activations(a.split(",")))
+        elif isinstance(a, str) and not a.strip():
+            continue
+        else:
+            acts.append(_activation(a.strip() if isinstance(a, str) else a))
+    if not acts:
+        raise ValueError("no activations given")
+    return acts
+
+
+def make_grid(activations, depths, dists, weights):
+    """The grid points, activation-major (then distribution, weight, depth)."""
+    acts = _activations(activations)
+    depths = parse_depths(depths) if isinstance(depths, (str, int)) else sorted(
+        {int(d) for d in depths})
+    if not depths or depths[0] < 1:
+        raise ValueError("depths must be >= 1")
+    dists = [Dist.parse(d) for d in ([dists] if isinstance(dists, (str, Dist)) else dists)]
+    weights = [float(w) for w in (weights if np.ndim(weights) else [weights])]
+    if not dists or not weights:
+        raise ValueError("need at least one distribution and one weight")
+    if not all(math.isfinite(w) for w in weights):
+        raise ValueError(f"weights must be finite, got {weights}")
+    pts = []
+    for a in acts:
+        for d in dists:
+            for w in weights:
+                for L in depths:
+                    pts.append(Point(len(pts), a, L, d, w))
+    return pts
+
+
+def parse_samples(value):
+    """1000, 1e9, "1e9", "2_000_000" -> int >= 1 (must be integral)."""
+    v = float(str(value).replace("_", "")) if not isinstance(value, (int, np.integer)) else value
+    if isinstance(v, float) and (not math.isfinite(v) or v != int(v)):
+        raise ValueError(f"samples must be a whole number, got {value!r}")
+    v = int(v)
+    if v < 1:
+        raise ValueError(f"samples must be >= 1, got {v}")
+    return v
+
+
+def _finite_or_none(v):
+    return v if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float)
+                                                                 else v)
+
+
+def _hist_json(counts):
+    nz = np.flatnonzero(counts)
+    if nz.size == 0:
+        return {"first": 0, "counts": []}
+    return {"first": int(nz[0]), "counts": [int(c) for c in counts[nz[0]:nz[-1] + 1]]}
+
+
+def hist_array(h):
+    """Histogram counts (length HIST_BINS) from a point file's ``{"first", "counts"}``."""
+    out = np.zeros(HIST_BINS, dtype=np.int64)
+    out[h["first"]:h["first"] + len(h["counts"])] = h["counts"]
+    return out
+
+
+def point_record(point, stats, samples, seed, dtype, seconds, backend):
+    """The JSON-able record of a finished point (what points/NNNNN.json holds)."""
+    L = point.depth
+    layers = []
+    for k in range(L):
+        s = stats[k]
+        layers.append({"layer": k + 1, **{key: s[key] for key in _STAT_KEYS},
+                       "hist": _hist_json(s["hist"])})
+    extra = {q: {**{key: stats[L + j][key] for key in _STAT_KEYS},
+                 "hist": _hist_json(stats[L + j]["hist"])}
+             for j, (q, _) in enumerate(_QUANTITIES)}
+    return {**point.describe(), "samples": samples, "seed": seed, "dtype": str(dtype),
+            "seconds": seconds, "backend": backend, "layers": layers, **extra}
+
+
+class SweepResult:
+    """The tidy table of a sweep.
+
+    ``rows``: one dict per grid point and layer (columns :data:`ROW_COLUMNS`,
+    statistics of df/dw_layer); ``points``: one dict per point with the
+    statistics of df/dx (``input_grad_*``) and of the output (``output_*``);
+    ``histograms[(point, layer)]``: counts of log10|df/dw_layer| on
+    ``hist_edges`` (layer 0 = df/dx, L+1 = output).  Non-finite statistics
+    (no valid sample) are None.
+    """
+
+    columns = ROW_COLUMNS
+    point_columns = POINT_COLUMNS
+    #: inner bin edges of log10|g|; bin 0 is below the first, the last bin above the last
+    hist_edges = HIST_LO + HIST_WIDTH * np.arange(HIST_BINS - 1)
+
+    def __init__(self, records):
+        self.records = sorted(records, key=lambda r: r["point"])
+        self.rows, self.points, self.histograms = [], [], {}
+        for r in self.records:
+            base = {k: r[k] for k in ("point", "activation", "depth", "dist", "weight")}
+            common = {"samples": r["samples"], "seed": r["seed"], "dtype": r["dtype"]}
+            for lay in r["layers"]:
+                row = {**base, "layer": lay["layer"], **common}
+                for col, key in zip(ROW_COLUMNS[9:], _STAT_KEYS):
+                    row[col] = _finite_or_none(lay[key])
+                self.rows.append(row)
+                self.histograms[(r["point"], lay["layer"])] = hist_array(lay["hist"])
+            prow = {**base, **common, "seconds": r["seconds"], "backend": r["backend"]}
+            for q, _ in _QUANTITIES:
+                for key in _STAT_KEYS:
+                    prow[f"{q}_{key}"] = _finite_or_none(r[q][key])
+            self.points.append(prow)
+            self.histograms[(r["point"], 0)] = hist_array(r["input_grad"]["hist"])
+            self.histograms[(r["point"], r["depth"] + 1)] = hist_array(r["output"]["hist"])
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def to_pandas(self):
+        """The rows as a pandas DataFrame (imports pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(self.columns))
+
+    def to_json(self):
+        return json.dumps({"results": self.rows, "points": self.points}, indent=1)
+
+    def __repr__(self):
+        return f"SweepResult({len(self.points)} points, {len(self.rows)} rows)"
+
+
+# ---------------------------------------------------------------------------
+def resolve_backend(backend):
+    if backend not in SWEEP_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(SWEEP_BACKENDS)}")
+    if backend != "auto":
+        return backend
+    from . import stats_cuda
+
+    return "cuda" if stats_cuda.gpu_available() else "cpu"
+
+
+def _chunk_runner(backend):
+    if backend == "cuda":
+        from .stats_cuda import run_chunk
+    else:
+        from .stats_cpu import run_chunk
+    return run_chunk
+
+
+def local_chunks(point, samples, seed, dtype, backend, chunk_blocks):
+    """Partials of a point, chunk by chunk, in block order (this process)."""
+    run_chunk = _chunk_runner(backend)
+    n_blocks = -(-samples // BLOCK)
+    w = point.weights(dtype)
+    for b0 in range(0, n_blocks, chunk_blocks):
+        nb = min(chunk_blocks, n_blocks - b0)
+        yield run_chunk(point.activation, point.dist, w, seed, samples, b0, nb, dtype), \
+            min((b0 + nb) * BLOCK, samples) - b0 * BLOCK
+
+
+def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=10**6, seed=0,
+          *, backend="auto", dtype="float32", out=None, resume=False, progress=False,
+          dask=None, threads=None, chunk_blocks=CHUNK_BLOCKS, on_point=None):
+    """Gradient statistics over a grid, from in-kernel random inputs.
+
+    Parameters
+    ----------
+    activations : "all", str, Activation or list of them
+        ``"all"`` (the 17), names (``"Tanh"``, ``"ReLU,Tanh"``) or
+        ``gradkern.activation(...)`` objects.  RReLU is in training mode by
+        default, as ``torch.nn.RReLU()``: slopes come from the stream too.
+    depths : int, str or list of int
+        Chain depths L: ``3``, ``"1-30"``, ``"1,2,5"``, ``[1, 3]``.
+    dists : str, Dist or list of them
+        Input distributions: ``"normal:0,1"``, ``"uniform:-3,3"``,
+        ``"laplace:0,1"``, ``"lognormal:0,1"``, ``"student-t:3"``,
+        ``"constant:2"``, ``"grid:-5,5"`` (see :mod:`gradkern.dists`).
+    weights : float or list of float
+        Weight settings; each is used for every layer (``[w] * L``).
+    samples : int or str
+        Samples N per grid point (``10**9``, ``"1e9"``).
+    seed : int
+        Key of the Philox stream, 0 <= seed < 2**64.
+    backend : {"auto", "cpu", "cuda"}
+        ``auto`` is ``cuda`` where a CUDA GPU is present, else ``cpu``.
+    dtype : {"float32", "float64"}
+        Dtype of the chain (statistics are always accumulated in float64).
+    out : path, optional
+        Directory to write the manifest and each point as it finishes.
+    resume : bool
+        Continue the sweep in ``out``: finished points are read back, not
+        recomputed; the grid, N, seed and dtype must be the same.
+    progress : bool
+        Progress bar on stderr (only drawn when stderr is a terminal).
+    dask : str or distributed.Client, optional
+        Run chunks on Dask workers: a scheduler address, ``"local:N"`` for a
+        LocalCluster of N single-threaded worker processes on 127.0.0.1, or a
+        Client.  Results are bit-identical to a local run.
+    threads : int, optional
+        Numba threads (locally, or per Dask task).
+    chunk_blocks : int
+        Blocks of 4096 samples per kernel call (memory; never the results).
+    on_point : callable, optional
+        Called with each finished point's record (used by the CLI and tests).
+
+    Returns
+    -------
+    SweepResult
+        ``.rows`` (one per point and layer), ``.points``, ``.histograms``,
+        ``.to_pandas()``.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    seed = split_seed(seed)
+    samples = parse_samples(samples)
+    chunk_blocks = int(chunk_blocks)
+    if chunk_blocks < 1:
+        raise ValueError("chunk_blocks must be >= 1")
+    grid = make_grid(activations, depths, dists, weights)
+    backend = resolve_backend(backend)
+    if threads is not None and dask is None:
+        import numba
+
+        numba.set_num_threads(int(threads))
+
+    store, records = None, {}
+    if out is not None:
+        from .sweep_store import Store
+
+        store = Store(out)
+        manifest = {"stream": STREAM, "block": BLOCK, "seed": seed, "samples": samples,
+                    "dtype": str(dtype), "grid": [p.describe() for p in grid]}
+        for i in store.open(manifest, resume):
+            records[i] = store.read_point(i)
+        if records:
+            store.write_tables(SweepResult(records.values()))
+    todo = [p for p in grid if p.index not in records]
+
+    from .progress import Progress
+
+    bar = Progress(samples * len(grid), len(grid), done=samples * len(records),
+                   points_done=len(records), enabled=progress)
+    client = None
+    try:
+        if dask is not None:
+            from .sweep_dask import dask_point_chunks, get_client
+
+            client = get_client(dask, threads)
+            chunks_of = dask_point_chunks(client, todo, samples, seed, dtype, backend,
+                                          chunk_blocks)
+        else:
+            def chunks_of(p):
+                return local_chunks(p, samples, seed, dtype, backend, chunk_blocks)
+        for p in todo:
+            t0 = time.perf_counter()
+            total = PointStats(p.depth + 2)
+            for part, n_done in chunks_of(p):
+                fold(total, part)
+                bar.advance(samples=n_done)
+            rec = point_record(p, total.finish(samples), samples, seed, dtype,
+                               round(time.perf_counter() - t0, 6), backend)
+            records[p.index] = rec
+            if store is not None:
+                store.write_point(rec)
+                store.append_rows(SweepResult([rec]).rows, ROW_COLUMNS)
+            if on_point is not None:
+                on_point(rec)
+            bar.advance(points=1)
+    finally:
+        bar.close()
+        if client is not None:
+            from .sweep_dask import close_client
+
+            close_client(client)
+    result = SweepResult(records.values())
+    if store is not None:
+        store.write_tables(result)
+    return result
+
+
+def load(path):
+    """The SweepResult of the finished points in a sweep directory."""
+    from .sweep_store import Store
+
+    store = Store(path)
+    if store.read_manifest() is None:
+        raise ValueError(f"{os.fspath(path)} holds no sweep (no manifest.json)")
+    return SweepResult(store.records())
