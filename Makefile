@@ -17,9 +17,14 @@ test: $(VENV)/.installed
 verify: $(VENV)/.installed
 	$(BIN)/gradkern verify
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(VENV)/.bench
 	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only \
 		--benchmark-json=benchmarks/results/cpu.json
+
+# the bench extra adds JAX (~600 MB); the test run does not need it
+$(VENV)/.bench: setup.py
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	touch $@
 
 setup: $(VENV)/.installed
 
@@ -28,7 +33,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
 clean:

@@ -196,16 +196,14 @@ def cmd_sweep(args):
     from .sweep_api import sweep
 
     dists = args.dist or ["normal:0,1"]
-    argv_hint = " ".join(sys.argv[1:]) if sys.argv[1:] else "sweep ..."
     try:
         res = sweep(args.activations, args.depths, dists, args.weights, args.samples, args.seed,
                     backend=args.backend, dtype=args.dtype, out=args.out, resume=args.resume,
                     progress=not args.quiet, dask=args.dask, threads=args.threads)
     except KeyboardInterrupt:
         if args.out:
-            hint = argv_hint if "--resume" in argv_hint else argv_hint + " --resume"
             print(f"\ngradkern sweep: interrupted; finished points are in {args.out}; "
-                  f"continue with: gradkern {hint}", file=sys.stderr)
+                  "continue with the same arguments and --resume", file=sys.stderr)
         raise
     plots = []
     if args.out and not args.no_plots:

@@ -8,9 +8,11 @@ what makes a sweep's statistics independent of how the work was split.
 The stream (the definition tests and users can rely on):
 
 - key   ``(k0, k1) = (seed mod 2**32, seed >> 32)``, seed a 64-bit unsigned int;
-- counter ``(c0, c1, c2, c3) = (i mod 2**32, i >> 32, stream, 0)`` for sample
-  index ``i`` (0-based, 64-bit) and ``stream`` 0 for the input x, ``1 + k`` for
-  the RReLU slope of layer k (0-based);
+- counter ``(c0, c1, c2, c3) = (i mod 2**32, i >> 32, stream, 0)`` for a 64-bit
+  index ``i`` and ``stream`` 0 for the input x, ``1 + k`` for the RReLU slope
+  of layer k (0-based).  For inputs, ``i`` is the pair index j of samples
+  (2j, 2j+1) for normal, lognormal, uniform and laplace, and the sample index
+  for student-t (:mod:`gradkern.dists`); for slopes it is the sample index;
 - output four 32-bit words ``(r0, r1, r2, r3)`` of Philox4x32 with 10 rounds
   (Salmon et al., SC'11), checked against Random123's known-answer vectors;
 - a uniform is made from two words: ``u = ((r_a >> 6) * 2**26 + (r_b >> 6) + 0.5)

@@ -316,9 +316,11 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         raise ValueError("chunk_blocks must be >= 1")
     grid = make_grid(activations, depths, dists, weights)
     backend = resolve_backend(backend)
+    old_threads = None
     if threads is not None and dask is None:
         import numba
 
+        old_threads = numba.get_num_threads()
         numba.set_num_threads(int(threads))
 
     store, records = None, {}
@@ -366,6 +368,10 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
             bar.advance(points=1)
     finally:
         bar.close()
+        if old_threads is not None:
+            import numba
+
+            numba.set_num_threads(old_threads)
         if client is not None:
             from .sweep_dask import close_client
 
