@@ -114,13 +114,14 @@ def main(argv=None):
     ap.add_argument("--md", help="write the tables here (default: print)")
     ap.add_argument("--plot", help="write a PNG throughput plot here")
     ap.add_argument("--targets", action="store_true",
-                    help="issue 3's target table (N=1e7, float32, depth 3) instead")
+                    help="issue 3's target table (N=1e7, depth 3) instead")
+    ap.add_argument("--dtype", default="float32", help="dtype of the --targets table")
     args = ap.parse_args(argv)
     rows, machine = load(args.json)
     text = ""
     if machine:
         text += ("Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "\n")
-    text += targets(rows) if args.targets else tables(rows)
+    text += targets(rows, dtype=args.dtype) if args.targets else tables(rows)
     if args.md:
         with open(args.md, "w") as fh:
             fh.write(text + "\n")
