@@ -77,39 +77,28 @@ def cache_kernel(dispatcher, *parts):
     return dispatcher
 
 
-@intrinsic
-def float_bits(typingctx, x):
-    """The IEEE bits of a float32/float64 as int32/int64 (an LLVM bitcast)."""
-    from numba.core import types
+def _bitcast(name, pairs, doc):
+    """An intrinsic reinterpreting the bits of a value of type ``a`` as type
+    ``b`` for each (a, b) in ``pairs`` (an LLVM bitcast: free, vectorises)."""
 
-    if x == types.float32:
-        res = types.int32
-    elif x == types.float64:
-        res = types.int64
-    else:
-        return None
-    sig = res(x)
+    def impl(typingctx, x):
+        from numba.core import types
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+        target = {getattr(types, a): getattr(types, b) for a, b in pairs}.get(x)
+        if target is None:
+            return None
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+        return target(x), codegen
+
+    impl.__name__ = impl.__qualname__ = name
+    impl.__doc__ = doc
+    return intrinsic(impl)
 
 
-@intrinsic
-def bits_float(typingctx, i):
-    """The float32/float64 whose IEEE bits are the int32/int64 ``i``."""
-    from numba.core import types
-
-    if i == types.int32:
-        res = types.float32
-    elif i == types.int64:
-        res = types.float64
-    else:
-        return None
-    sig = res(i)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
-
-    return sig, codegen
+float_bits = _bitcast("float_bits", (("float32", "int32"), ("float64", "int64")),
+                      "The IEEE bits of a float32/float64 as int32/int64.")
+bits_float = _bitcast("bits_float", (("int32", "float32"), ("int64", "float64")),
+                      "The float32/float64 whose IEEE bits are the int32/int64 ``i``.")
