@@ -68,11 +68,27 @@ def _function_key(fn):
     return f"{py.__module__}.{py.__qualname__}:{digest}:{path}:{stamp}"
 
 
+def _package_stamp():
+    """mtime and size of every module of gradkern: a kernel inlines code from
+    several of them (scalar -> _vecmath -> _numba_util), and an edit to any must
+    invalidate its cache entry -- keying on the closed-over functions' own file
+    missed an edit to _vecmath and served the old tanh."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    stamps = []
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            st = os.stat(os.path.join(here, name))
+            stamps.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
+    return ";".join(stamps)
+
+
 def cache_kernel(dispatcher, *parts):
     """Give ``dispatcher`` (a factory-made ``numba.njit`` closure) a disk cache
-    keyed by ``parts``: the jitted scalar functions it closes over, and strings
-    for any other closure constant that changes the code."""
+    keyed by ``parts`` -- the jitted scalar functions it closes over, and strings
+    for any other closure constant that changes the code -- and by the state of
+    every gradkern module."""
     key = "|".join(p if isinstance(p, str) else _function_key(p) for p in parts)
+    key += "|" + _package_stamp()
     dispatcher._cache = _KeyedCache(dispatcher.py_func, key)
     return dispatcher
 

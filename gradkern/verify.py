@@ -33,7 +33,8 @@ TOLERANCES = {np.dtype(np.float32): (1.3e-6, 1e-5), np.dtype(np.float64): (1e-7,
 #: "no less accurate than torch float32": the kernel's worst error against the
 #: float64 reference may exceed torch's worst by at most this factor.  Both run
 #: the same float32 products of the chain, so which element rounds worst is
-#: luck; measured ratios over the whole suite (576 checks): 1.00 .. 1.15.
+#: luck; measured over 6,912 checks (8 seeds, depths 1-30), wherever the error
+#: exceeds the floor below: 1.00 .. 1.35 (slack and floor together admit it).
 ACCURACY_SLACK = 1.25
 
 #: (activation, result) whose sign of zero torch itself makes depend on position:

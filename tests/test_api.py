@@ -150,3 +150,21 @@ def test_compiled_kernels_cached_on_disk(tmp_path):
     second = _run(code, env).split()
     assert first == ["0", "1"]
     assert second == ["1", "0"]
+
+
+def test_cache_key_covers_every_module():
+    """An edit to any gradkern module (the kernels inline scalar -> _vecmath ->
+    _numba_util) must change the kernels' disk-cache key; keying on the
+    closed-over functions' own file once served a stale tanh."""
+    import gradkern._numba_util as nu
+    import gradkern._vecmath as vm
+
+    before = nu._package_stamp()
+    assert "_vecmath.py:" in before and "scalar.py:" in before and "kernels_cpu.py:" in before
+    st = os.stat(vm.__file__)
+    try:
+        os.utime(vm.__file__, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+        assert nu._package_stamp() != before
+    finally:
+        os.utime(vm.__file__, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert nu._package_stamp() == before
