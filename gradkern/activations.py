@@ -8,7 +8,7 @@ keeps a list of activation names.
 """
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable
 
@@ -37,7 +37,6 @@ class Spec:
     piecewise_linear: bool = False  # bit-identical to torch, not just close
     uses_output: bool = False  # backward reads y rather than x (doc only)
     doc: str = ""
-    aliases: tuple = field(default=())
 
 
 def _pack(dtype, *values):

@@ -10,6 +10,7 @@ factory, outside the timed call, so a timing is the steady-state cost.
 Peers import lazily (torch, torch.func, jax): the module itself imports only
 numpy and gradkern.
 """
+import functools
 import platform
 from dataclasses import dataclass
 from typing import Callable
@@ -203,6 +204,7 @@ def bytes_per_sample(depth, dtype):
     return (3 + depth) * np.dtype(dtype).itemsize
 
 
+@functools.lru_cache(maxsize=None)
 def _floor_kernel():
     import numba
 

@@ -105,8 +105,7 @@ def chain(act, depth=None, x=100.0, weights=None, dtype="float32", seed=None):
     else:
         ref, noise = reference.per_sample_grads(xs, act, w), None
     res = chain_grad(xs, act, w, noise=noise)
-    agree = all((compare(k, r, xs.dtype).equal or compare(k, r, xs.dtype).close)
-                for k, r in zip(res, ref))
+    agree = all(c.equal or c.close for c in (compare(k, r, xs.dtype) for k, r in zip(res, ref)))
     return {
         "activation": repr(act), "dtype": dtype, "x": float(xs[0]),
         "weights": [float(v) for v in w],

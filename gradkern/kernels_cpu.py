@@ -11,8 +11,9 @@ sweep over the L layers:
 Layout for speed: samples are taken in blocks of ``BLOCK``; within a block the
 layers are the outer loop and the samples the inner one, so every inner loop
 is the same scalar code over 256 independent samples, which LLVM turns into
-AVX-512/AVX2 code (the scalar functions are branch-free: selects, no libm calls;
-see ``_vecmath``).  The forward keeps a_0..a_L for the block in a scratch
+SIMD code, 8 float32 lanes on this AVX-512 machine (LLVM's tuning prefers
+256-bit vectors); the scalar functions are branch-free: selects, no libm calls
+(see ``_vecmath``).  The forward keeps a_0..a_L for the block in a scratch
 array of (L+1) x BLOCK values, allocated once per parallel chunk, not per
 sample; the backward overwrites a_k with df/dw_k once it is no longer needed,
 and the block is then written out.  z_k is recomputed as w_k * a_{k-1}, the
