@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ._vecmath import vcossin_turns, vexp, vexpm1, vlog
 from .rng import sample_words, split_seed, uniform_a, uniform_b
 
 __all__ = ["Dist", "DIST_KINDS", "sample_x", "sample_pair", "draw", "rrelu_slopes", "rrelu_slope"]
@@ -66,9 +67,6 @@ DIST_KINDS = {
 }
 _ALIASES = {"t": "student-t", "studentt": "student-t", "student_t": "student-t",
             "gaussian": "normal", "const": "constant"}
-
-_TWO_PI = 2.0 * math.pi
-
 
 @dataclass(frozen=True)
 class Dist:
@@ -131,6 +129,56 @@ class Dist:
         return f"{self.kind}:{','.join(text)}"
 
 
+@numba.njit(inline="always")
+def _box_muller(u, v):
+    rad = math.sqrt(-2.0 * vlog(u))
+    c, s = vcossin_turns(v)
+    return rad * c, rad * s
+
+
+@numba.njit(inline="always")
+def _laplace(mu, b, u):
+    d = u - 0.5  # exact, as are 2|d| and 1 - 2|d|
+    m = vlog(1.0 - 2.0 * abs(d))
+    return mu - b * m if d > 0.0 else mu + b * m
+
+
+@numba.njit(inline="always")
+def _student_t(nu, r):
+    # u**(-2/nu) - 1 as expm1(-2/nu * log u): no cancellation when u is near 1
+    c, _ = vcossin_turns(uniform_b(r))
+    return c * math.sqrt(nu * vexpm1((-2.0 / nu) * vlog(uniform_a(r))))
+
+
+@numba.njit(inline="always")
+def _grid(p, i, n):
+    if n <= 1:
+        return p[0]
+    return p[0] + (p[1] - p[0]) * (np.float64(i) / np.float64(n - 1))
+
+
+@numba.njit(inline="always")
+def _normal_pair(p, r):
+    z0, z1 = _box_muller(uniform_a(r), uniform_b(r))
+    return p[0] + p[1] * z0, p[0] + p[1] * z1
+
+
+@numba.njit(inline="always")
+def _uniform_pair(p, r):
+    return p[0] + (p[1] - p[0]) * uniform_a(r), p[0] + (p[1] - p[0]) * uniform_b(r)
+
+
+@numba.njit(inline="always")
+def _laplace_pair(p, r):
+    return _laplace(p[0], p[1], uniform_a(r)), _laplace(p[0], p[1], uniform_b(r))
+
+
+@numba.njit(inline="always")
+def _lognormal_pair(p, r):
+    z0, z1 = _box_muller(uniform_a(r), uniform_b(r))
+    return vexp(p[0] + p[1] * z0), vexp(p[0] + p[1] * z1)
+
+
 @numba.njit
 def sample_pair(code, p, seed, j, n):
     """Samples ``2j`` and ``2j+1`` of ``n`` of distribution ``code`` with
@@ -144,40 +192,19 @@ def sample_pair(code, p, seed, j, n):
     i = 2 * j
     if code == 5:  # constant
         return p[0], p[0]
-    if code == 6:  # grid
-        if n <= 1:
-            return p[0], p[0]
-        step = np.float64(n - 1)
-        return (p[0] + (p[1] - p[0]) * (np.float64(i) / step),
-                p[0] + (p[1] - p[0]) * (np.float64(i + 1) / step))
+    if code == 6:
+        return _grid(p, i, n), _grid(p, i + 1, n)
     if code == 4:
         return _student_t(p[0], sample_words(seed, i, 0)), \
             _student_t(p[0], sample_words(seed, i + 1, 0))
     r = sample_words(seed, j, 0)
-    u = uniform_a(r)
-    v = uniform_b(r)
-    if code == 1:
-        return p[0] + (p[1] - p[0]) * u, p[0] + (p[1] - p[0]) * v
-    if code == 2:
-        return _laplace(p[0], p[1], u), _laplace(p[0], p[1], v)
-    rad = math.sqrt(-2.0 * math.log(u))
-    z0 = rad * math.cos(_TWO_PI * v)
-    z1 = rad * math.sin(_TWO_PI * v)
     if code == 0:
-        return p[0] + p[1] * z0, p[0] + p[1] * z1
-    return math.exp(p[0] + p[1] * z0), math.exp(p[0] + p[1] * z1)  # lognormal
-
-
-@numba.njit
-def _laplace(mu, b, u):
-    d = u - 0.5
-    m = math.log(1.0 - 2.0 * abs(d))
-    return mu - b * m if d > 0.0 else mu + b * m
-
-
-@numba.njit
-def _student_t(nu, r):
-    return math.cos(_TWO_PI * uniform_b(r)) * math.sqrt(nu * (uniform_a(r) ** (-2.0 / nu) - 1.0))
+        return _normal_pair(p, r)
+    if code == 1:
+        return _uniform_pair(p, r)
+    if code == 2:
+        return _laplace_pair(p, r)
+    return _lognormal_pair(p, r)
 
 
 @numba.njit
@@ -201,12 +228,38 @@ def _draw_into(code, p, seed, start, n_total, out):
 
 @numba.njit(inline="always")
 def fill_x(code, p, seed, start, m, n_total, out):
-    """``out[:m]`` = samples ``start .. start+m-1`` (start even), pair by pair."""
-    for j in range(0, m, 2):
-        a, b = sample_pair(code, p, seed, (start + j) >> 1, n_total)
-        out[j] = a
-        if j + 1 < m:
-            out[j + 1] = b
+    """``out[:m]`` = samples ``start .. start+m-1`` (start even; ``out`` may be
+    written up to the even length above m).  The same values as
+    :func:`sample_x`, from the same inline functions, but one loop per kind,
+    so that each is a SIMD loop over samples (Philox included)."""
+    if code == 5:
+        for j in range(m):
+            out[j] = p[0]
+    elif code == 6:
+        for j in range(m):
+            out[j] = _grid(p, start + j, n_total)
+    elif code == 4:
+        for j in range(m):
+            out[j] = _student_t(p[0], sample_words(seed, start + j, 0))
+    elif code == 0:
+        _fill_pairs(_normal_pair, p, seed, start, m, out)
+    elif code == 1:
+        _fill_pairs(_uniform_pair, p, seed, start, m, out)
+    elif code == 2:
+        _fill_pairs(_laplace_pair, p, seed, start, m, out)
+    else:
+        _fill_pairs(_lognormal_pair, p, seed, start, m, out)
+
+
+@numba.njit(inline="always")
+def _fill_pairs(pair, p, seed, start, m, out):
+    # one kind per loop: a branch on the kind inside it kept the loop scalar
+    # (8.9 vs 4.7 ns per normal sample)
+    j0 = start >> 1
+    for jp in range((m + 1) >> 1):
+        a, b = pair(p, sample_words(seed, j0 + jp, 0))
+        out[2 * jp] = a
+        out[2 * jp + 1] = b
 
 
 @numba.njit

@@ -31,7 +31,7 @@ import numpy as np
 
 from ._numba_util import cache_kernel
 
-__all__ = ["get_kernel"]
+__all__ = ["get_kernel", "make_block_chain"]
 
 
 @numba.njit(error_model="numpy", forceinline=True)
@@ -66,12 +66,55 @@ CHUNKS_PER_THREAD = 4
 SERIAL_BELOW = 65536
 
 
-def _make_chain_kernel(forward, backward, per_sample_noise, parallel=True):
+def make_block_chain(forward, backward, per_sample_noise):
+    """The chain over one block of ``m`` samples, layers outer and samples inner.
+
+    ``block_chain(xb, w, p, nb, a, g, yb, m)`` reads inputs ``xb[:m]`` (and
+    RReLU's slopes ``nb[j, k]`` when ``per_sample_noise``) and leaves
+    ``yb[:m]`` = f, ``g[:m]`` = df/dx and ``a[k + 1, :m]`` = df/dw_{k+1} in the
+    scratch ``a`` of (L+1) x m values.  Shared by the chain kernel and the
+    fused sweep kernel (``stats_cpu``), so both run the same SIMD loops.
+    """
     # RReLU training: slot 0 is the sample's noise at layer k, read in the
     # loop itself under a closure constant (Numba prunes the other branch).
     # Handing the noise array to a helper instead made Numba incref/decref it
     # around every call: atomics in the inner loop, 16.6 vs 7 ns/sample (ELU).
     noisy = per_sample_noise
+
+    # inline at Numba IR level: the loops must sit in the caller's body, where
+    # the views' strides are known, or LLVM keeps them scalar
+    @numba.njit(inline="always", error_model="numpy")
+    def block_chain(xb, w, p, nb, a, g, yb, m):
+        n_layers = w.shape[0]
+        one = a.dtype.type(1.0)
+        for j in range(m):
+            a[0, j] = xb[j]
+        for k in range(n_layers):
+            wk = w[k]
+            for j in range(m):
+                pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
+                a[k + 1, j] = forward(_linear(wk, a[k, j]), pk)
+        for j in range(m):
+            yb[j] = a[n_layers, j]
+            g[j] = one
+        for k in range(n_layers - 1, -1, -1):
+            wk = w[k]
+            for j in range(m):
+                a_prev = a[k, j]
+                z = _linear(wk, a_prev)
+                pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
+                gz = backward(g[j], z, a[k + 1, j], pk)
+                # NaN in, NaN out: torch's value here depends on SIMD vs scalar path
+                gz = z if z != z else gz
+                a[k + 1, j] = _linear(gz, a_prev)  # a_{k+1} is done with: df/dw_{k+1}
+                g[j] = _linear(gz, wk)
+
+    return block_chain
+
+
+def _make_chain_kernel(forward, backward, per_sample_noise, parallel=True):
+    noisy = per_sample_noise
+    block_chain = make_block_chain(forward, backward, per_sample_noise)
 
     @numba.njit(parallel=parallel, error_model="numpy")
     def chain_kernel(x, w, p, noise, out_y, out_gw, out_gx, n_threads):
@@ -81,7 +124,6 @@ def _make_chain_kernel(forward, backward, per_sample_noise, parallel=True):
         n_layers = w.shape[0]
         n_blocks = (n + BLOCK - 1) // BLOCK
         n_chunks = min(n_blocks, CHUNKS_PER_THREAD * n_threads)
-        one = x.dtype.type(1.0)
         for c in numba.prange(n_chunks):
             a = np.empty((n_layers + 1, BLOCK), dtype=x.dtype)
             g = np.empty(BLOCK, dtype=x.dtype)
@@ -91,32 +133,10 @@ def _make_chain_kernel(forward, backward, per_sample_noise, parallel=True):
                 # per-block views indexed by j in range(m): with x[i0 + j] LLVM
                 # could not rule out Numba's negative-index wraparound and used
                 # gathers/scatters instead of vector loads/stores
-                xb = x[i0:i0 + m]
-                yb = out_y[i0:i0 + m]
                 gxb = out_gx[i0:i0 + m]
                 gwb = out_gw[i0:i0 + m]
                 nb = noise[i0:i0 + m] if noisy else noise
-                for j in range(m):
-                    a[0, j] = xb[j]
-                for k in range(n_layers):
-                    wk = w[k]
-                    for j in range(m):
-                        pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
-                        a[k + 1, j] = forward(_linear(wk, a[k, j]), pk)
-                for j in range(m):
-                    yb[j] = a[n_layers, j]
-                    g[j] = one
-                for k in range(n_layers - 1, -1, -1):
-                    wk = w[k]
-                    for j in range(m):
-                        a_prev = a[k, j]
-                        z = _linear(wk, a_prev)
-                        pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
-                        gz = backward(g[j], z, a[k + 1, j], pk)
-                        # NaN in, NaN out: torch's value here depends on SIMD vs scalar path
-                        gz = z if z != z else gz
-                        a[k + 1, j] = _linear(gz, a_prev)  # a_{k+1} is done with: df/dw_{k+1}
-                        g[j] = _linear(gz, wk)
+                block_chain(x[i0:i0 + m], w, p, nb, a, g, out_y[i0:i0 + m], m)
                 for j in range(m):
                     gxb[j] = g[j]
                 for k in range(n_layers):

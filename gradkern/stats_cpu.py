@@ -1,57 +1,74 @@
 """The fused statistics kernel on the CPU (Numba, parallel over blocks).
 
-For each sample of a block: draw x (``dists.sample_x``), run it through the
-chain (``stats.make_chain``, the ``kernels_cpu`` algorithm), and accumulate
-every df/dw_k, df/dx and f into the block's statistics (``stats.accumulate``).
-Nothing of size N is ever allocated: a call covers a chunk of whole blocks and
-returns their partials (memory ~ chunk blocks x channels x 356 histogram columns).
+Per block, :data:`stats.LANES` = 64 samples at a time: draw their inputs
+(``dists.fill_x``; RReLU's slopes from their own streams), run them through
+the chain together (``kernels_cpu.make_block_chain``, the chain kernel's SIMD
+loops), and add every df/dw_k, df/dx and f to the block's lane sums
+(``stats.accumulate_lanes``), which are closed in lane order at the block's
+end (``stats.close_lanes``).  Every step is a SIMD loop over the 64 samples
+except the histogram increments.  Nothing of size N is ever allocated: a call
+covers a chunk of whole blocks and returns their partials (memory ~ chunk
+blocks x channels x 356 histogram columns).
 """
 import numba
 import numpy as np
 
 from ._numba_util import cache_kernel
-from .dists import fill_x
-from .kernels_cpu import _shared_params
-from .stats import BLOCK, Partials, accumulate_run, empty_partials, make_chain, slope_params
+from .dists import fill_x, rrelu_slope
+from .kernels_cpu import make_block_chain
+from .stats import BLOCK, LANES, Partials, accumulate_lanes, close_lanes, empty_partials
 
 __all__ = ["run_chunk", "get_stats_kernel"]
 
-#: samples per sub-block (a multiple of nothing in particular; 64 keeps the
-#: (channels, 64) buffer in L1 up to depth ~60)
-SUB = 64
 
+def _make_stats_kernel(forward, backward, stochastic):
+    block_chain = make_block_chain(forward, backward, stochastic)
 
-def _make_stats_kernel(forward, backward, layer_params):
-    chain = make_chain(forward, backward, layer_params)
-
-    @numba.njit(parallel=True)
+    @numba.njit(parallel=True, error_model="numpy")
     def stats_kernel(code, dp, seed, n_total, block0, block_size, w, p, noise, F, MM, H):
         n_layers = w.shape[0]
+        n_ch = n_layers + 2
+        dt = w.dtype
         for b in numba.prange(F.shape[0]):
-            a_buf = np.empty(n_layers, w.dtype)
-            g = np.empty(n_layers, w.dtype)
-            # SUB samples at a time: chain results into a (channels, SUB) buffer,
-            # then each channel accumulated in sample order (accumulate_run)
-            buf = np.empty((n_layers + 2, SUB), w.dtype)
-            xs = np.empty(SUB, w.dtype)
-            Fb, MMb, Hb = F[b], MM[b], H[b]  # this block's rows (2-D views)
+            xs = np.empty(LANES, dt)
+            # RReLU's slopes stored (layer, sample) and read through the
+            # transpose as block_chain's nb[j, k]: contiguous in the sample, so
+            # both the Philox fill and the chain's loads are SIMD
+            slopes = np.empty((n_layers, LANES), dt)
+            nb = slopes.T
+            # rows 1..L: df/dw_k (block_chain's scratch a is rows 0..L), L+1: df/dx,
+            # L+2: f; so channel ch is row ch + 1.  Views made once per block.
+            buf = np.empty((n_layers + 3, LANES), dt)
+            a = buf[:n_layers + 1]
+            g = buf[n_layers + 1]
+            y = buf[n_layers + 2]
+            vals = buf[1:]
+            logs = np.empty(LANES, dt)
+            cols = np.empty(LANES, np.int64)
+            # allocated here, not by a helper: LLVM then knows that no two
+            # scratch arrays overlap and vectorises without runtime alias
+            # checks (through a helper's return the kernel ran 1.6x slower)
+            S = np.zeros((n_ch, 4, LANES))
+            M = np.empty((n_ch, 2, LANES))
+            M[:, 0] = np.inf
+            M[:, 1] = -np.inf
+            Hb = H[b]
             start = (block0 + b) * block_size
             stop = min(start + block_size, n_total)
-            for s0 in range(start, stop, SUB):
-                m = min(SUB, stop - s0)
-                fill_x(code, dp, seed, s0, m, n_total, xs)  # s0 is even: BLOCK, SUB are
-                for j in range(m):
-                    i = s0 + j
-                    y, gx = chain(xs[j], w, p, noise, i, a_buf, g)
+            for s0 in range(start, stop, LANES):
+                m = min(LANES, stop - s0)
+                fill_x(code, dp, seed, s0, m, n_total, xs)  # s0 is even: BLOCK, LANES are
+                if stochastic:
                     for k in range(n_layers):
-                        buf[k, j] = g[k]
-                    buf[n_layers, j] = gx
-                    buf[n_layers + 1, j] = y
-                for k in range(n_layers + 2):
-                    accumulate_run(Fb, MMb, Hb, k, buf[k], m)
+                        for j in range(m):
+                            slopes[k, j] = dt.type(rrelu_slope(noise[0], s0 + j, k, noise[1],
+                                                               noise[2]))
+                block_chain(xs, w, p, nb, a, g, y, m)
+                for ch in range(n_ch):
+                    accumulate_lanes(S, M, Hb, logs, cols, vals, ch, m)
+            close_lanes(S, M, F[b], MM[b])
 
-    return cache_kernel(stats_kernel, forward, backward, layer_params, chain, fill_x,
-                        accumulate_run)
+    return cache_kernel(stats_kernel, forward, backward, f"stochastic={stochastic}")
 
 
 _KERNELS = {}
@@ -60,11 +77,10 @@ _KERNELS = {}
 def get_stats_kernel(spec, stochastic):
     """The compiled fused kernel for an activation spec (built once per process,
     cached on disk per dtype like the chain kernels)."""
-    layer_params = slope_params if stochastic else _shared_params
-    key = (spec.forward, spec.backward, layer_params)
+    key = (spec.forward, spec.backward, stochastic)
     kernel = _KERNELS.get(key)
     if kernel is None:
-        kernel = _KERNELS[key] = _make_stats_kernel(spec.forward, spec.backward, layer_params)
+        kernel = _KERNELS[key] = _make_stats_kernel(spec.forward, spec.backward, stochastic)
     return kernel
 
 

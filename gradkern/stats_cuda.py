@@ -1,11 +1,14 @@
 """The fused statistics kernel on a CUDA GPU (numba.cuda), same blocking as the CPU.
 
 One GPU thread owns one block of ``stats.BLOCK`` = 4096 consecutive samples and
-accumulates it in sample order with the very functions the CPU kernel uses
-(``dists.sample_x``, ``stats.make_chain``, ``stats.accumulate``), so each
-block's float64 partials are the CPU's, bit for bit wherever the device's libm
-agrees (see :mod:`gradkern.dists`; always under the simulator).  The host then
-folds the blocks in order, as for the CPU.  Histograms (with the zero and NaN counts)
+walks it lane by lane (``stats.LANES`` = 64; sample i is in lane i mod 64),
+adding each lane's samples in order and the lanes in lane order, as the CPU
+kernel does, with the same scalar functions (``dists.sample_pair``,
+``stats.make_chain``, ``stats.accumulate``; transcendentals from
+``_vecmath``, no libm) and FMA contraction off as for the chain kernels.  So
+each block's float64 partials are meant to be the CPU's bit for bit; that is
+tested under the simulator (no GPU has run it yet).  The host then folds the
+blocks in order, as for the CPU.  Histograms (with the zero and NaN counts)
 are integer atomics into one (channels, columns) array: order-free.
 
 Accumulators live in per-thread local arrays (sized for :data:`MAX_DEPTH`
@@ -53,6 +56,7 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     """As :func:`gradkern.stats_cpu.run_chunk`, on the GPU."""
     from numba import cuda
 
+    from .kernels_cuda import without_fma_contraction
     from .stats_cpu import noise_tuple
     from .stats_cuda_kernel import make_kernel
 
@@ -72,7 +76,11 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     MM = cuda.device_array((n_blocks, n_ch, 2), np.float64)
     H = cuda.to_device(np.zeros((n_ch, HIST_COLS), np.int64))
     grid = -(-n_blocks // _THREADS)
-    kernel[grid, _THREADS](code, cuda.to_device(dp), np.uint64(seed), np.int64(n_total),
-                           np.int64(block0), np.int64(BLOCK), cuda.to_device(w),
-                           act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)
+    # the first call compiles (for these argument types): with NVVM's mul+add
+    # contraction off, so that the GPU rounds as the CPU kernel does
+    with without_fma_contraction():
+        kernel[grid, _THREADS](code, cuda.to_device(dp), np.uint64(seed), np.int64(n_total),
+                               np.int64(block0), np.int64(BLOCK), cuda.to_device(w),
+                               act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM,
+                               H)
     return Partials(block0, F.copy_to_host(), MM.copy_to_host(), H.copy_to_host())

@@ -8,8 +8,8 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .dists import sample_x
-from .stats import accumulate, make_chain
+from .dists import sample_pair
+from .stats import LANES, accumulate, make_chain
 from .stats_cuda import MAX_DEPTH
 
 __all__ = ["make_kernel"]
@@ -38,8 +38,10 @@ def make_kernel(forward, backward, layer_params, dtype):
             dp[k] = dp_g[k]
         a_buf = cuda.local.array(MAX_DEPTH, nbt)
         g = cuda.local.array(MAX_DEPTH, nbt)
-        F = cuda.local.array((_MAX_CH, 4), numba.float64)
+        F = cuda.local.array((_MAX_CH, 4), numba.float64)  # the block's sums
         MM = cuda.local.array((_MAX_CH, 2), numba.float64)
+        LA = cuda.local.array((_MAX_CH, 4), numba.float64)  # lane 2q's sums
+        LB = cuda.local.array((_MAX_CH, 4), numba.float64)  # lane 2q+1's
         for k in range(n_ch):
             for s in range(4):
                 F[k, s] = 0.0
@@ -47,12 +49,29 @@ def make_kernel(forward, backward, layer_params, dtype):
             MM[k, 1] = -np.inf
         start = (block0 + b) * block_size
         stop = min(start + block_size, n_total)
-        for i in range(start, stop):
-            x = nbt(sample_x(code, dp, seed, i, n_total))
-            y, gx = chain(x, w, p, noise, i, a_buf, g)
+        # lane by lane, as the CPU kernel's lanes add (stats module docstring):
+        # lanes 2q and 2q+1 together, since samples 2j and 2j+1 share a draw
+        for q in range(LANES // 2):
             for k in range(n_ch):
-                v = g[k] if k < n_layers else (gx if k == n_layers else y)
-                cuda.atomic.add(H, (k, accumulate(F, MM, k, v)), 1)
+                for s in range(4):
+                    LA[k, s] = 0.0
+                    LB[k, s] = 0.0
+            for i in range(start + 2 * q, stop, LANES):
+                xa, xb = sample_pair(code, dp, seed, i >> 1, n_total)
+                y, gx = chain(nbt(xa), w, p, noise, i, a_buf, g)
+                for k in range(n_ch):
+                    v = g[k] if k < n_layers else (gx if k == n_layers else y)
+                    cuda.atomic.add(H, (k, accumulate(LA, MM, k, v)), 1)
+                if i + 1 < stop:
+                    y, gx = chain(nbt(xb), w, p, noise, i + 1, a_buf, g)
+                    for k in range(n_ch):
+                        v = g[k] if k < n_layers else (gx if k == n_layers else y)
+                        cuda.atomic.add(H, (k, accumulate(LB, MM, k, v)), 1)
+            for k in range(n_ch):
+                for s in range(4):
+                    F[k, s] += LA[k, s]
+                for s in range(4):
+                    F[k, s] += LB[k, s]
         for k in range(n_ch):
             for s in range(4):
                 F_g[b, k, s] = F[k, s]

@@ -7,16 +7,17 @@ import numba
 import numpy as np
 import pytest
 
-from gradkern._vecmath import MAX_ULP, vexp, vexpm1, vlog1p, vtanh
+from gradkern._vecmath import MAX_ULP, vcossin_turns, vexp, vexpm1, vlog, vlog1p, vtanh
 
 FUNCS = {"exp": (vexp, np.exp), "expm1": (vexpm1, np.expm1), "log1p": (vlog1p, np.log1p),
-         "tanh": (vtanh, np.tanh)}
+         "tanh": (vtanh, np.tanh), "log": (vlog, np.log)}
 # where each function is used (plus its whole finite range)
 DOMAINS = {
     "exp": [(-110, 90), (-1, 1)],
     "expm1": [(-40, 90), (-1, 1), (-1e-3, 1e-3)],
     "log1p": [(-0.999, 1), (0, 10), (0, 1e10), (-1e-6, 1e-6)],
     "tanh": [(-12, 12), (-0.7, 0.7), (-1e-4, 1e-4)],
+    "log": [(0, 1), (0.99, 1.01), (0, 1e-37), (1, 3e38)],  # 1e-37: subnormal float32
 }
 
 
@@ -62,6 +63,8 @@ SPECIAL = {
     "expm1": [(0.0, 0.0), (np.inf, np.inf), (-np.inf, -1.0), (1000.0, np.inf), (-1000.0, -1.0)],
     "log1p": [(0.0, 0.0), (np.inf, np.inf), (-1.0, -np.inf)],
     "tanh": [(0.0, 0.0), (-0.0, -0.0), (np.inf, 1.0), (-np.inf, -1.0), (30.0, 1.0), (-30.0, -1.0)],
+    "log": [(0.0, -np.inf), (-0.0, -np.inf), (np.inf, np.inf), (1.0, 0.0), (-1.0, np.nan),
+            (-np.inf, np.nan)],
 }
 
 
@@ -77,6 +80,7 @@ def test_special_values(name, dtype):
     expect = np.array([c[1] for c in cases], dtype)
     np.testing.assert_array_equal(out, expect)
     assert np.array_equal(np.signbit(out[expect == 0]), np.signbit(expect[expect == 0]))
+    assert np.isnan(out[np.isnan(expect)]).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -96,5 +100,75 @@ def test_float32_code_has_no_float64_and_no_libm(name):
     ir = "\n".join(KERNELS[name].inspect_llvm().values())
     body = ir[ir.find("define"):]
     assert " double " not in body.split("NRT")[0] or "fptrunc" not in body
-    for libm in ("@expf", "@exp(", "@tanhf", "@log1pf", "@expm1f"):
+    for libm in ("@expf", "@exp(", "@tanhf", "@log1pf", "@expm1f", "@logf"):
         assert libm not in body
+
+
+# ----------------------------------------------------------------------------- float64-only
+# vlog and vcossin_turns serve the sweeps (Box-Muller draws, log10|g|), which
+# compute in float64 whatever the chain's dtype
+
+@numba.njit(error_model="numpy")
+def _log_all(x, out):
+    for i in range(x.shape[0]):
+        out[i] = vlog(x[i])
+
+
+@numba.njit(error_model="numpy")
+def _cossin_all(x, c, s):
+    for i in range(x.shape[0]):
+        a, b = vcossin_turns(x[i])
+        c[i] = a
+        s[i] = b
+
+
+def test_log_max_ulp_and_special_values():
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(0, 1, 200_000), np.exp(rng.uniform(-740, 709, 200_000)),
+                        rng.uniform(0.99, 1.01, 100_000),  # log near 1: cancellation
+                        rng.uniform(0, 1e-308, 10_000),  # subnormals
+                        [5e-324, 2.0**-1022, 1.0, 2.0, np.finfo(np.float64).max]])
+    out = np.empty_like(x)
+    _log_all(x, out)
+    ref = np.log(x.astype(np.longdouble))
+    ulp = np.spacing(np.abs(ref.astype(np.float64))).astype(np.longdouble)
+    ok = ref != 0
+    assert float((np.abs(out[ok] - ref[ok]) / ulp[ok]).max()) <= MAX_ULP["log"]
+    assert out[x == 1.0][0] == 0.0
+    special = np.array([0.0, -0.0, np.inf, -1.0, -np.inf, np.nan])
+    out = np.empty_like(special)
+    _log_all(special, out)
+    np.testing.assert_array_equal(out, [-np.inf, -np.inf, np.inf, np.nan, np.nan, np.nan])
+
+
+def test_cossin_turns_max_ulp_and_quadrants():
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    rng = np.random.default_rng(8)
+    # Box-Muller's range (0, 1), plus negative and larger turns, and near the
+    # quadrant points where one of the pair is tiny (relative error is what counts)
+    v = np.concatenate([rng.uniform(0, 1, 6000), rng.uniform(-3, 3, 1000),
+                        np.repeat([0.25, 0.5, 0.75, 1.0], 250) + rng.uniform(-1e-9, 1e-9, 1000)])
+    c, s = np.empty_like(v), np.empty_like(v)
+    _cossin_all(v, c, s)
+    for got, fn in ((c, mpmath.cos), (s, mpmath.sin)):
+        ref = [fn(2 * mpmath.pi * mpmath.mpf(float(t))) for t in v]
+        ulp = np.spacing(np.abs(np.array([float(r) for r in ref])))
+        err = np.array([float(abs(mpmath.mpf(float(g)) - r)) for g, r in zip(got, ref)]) / ulp
+        assert err.max() <= MAX_ULP["cossin"], err.max()
+    # exact quarter turns come out exact: cos and sin of 0, 1/4, 1/2, 3/4 turns
+    q = np.array([0.0, 0.25, 0.5, 0.75, 1.0, -0.25])
+    c, s = np.empty_like(q), np.empty_like(q)
+    _cossin_all(q, c, s)
+    np.testing.assert_array_equal(c, [1, 0, -1, 0, 1, 0])
+    np.testing.assert_array_equal(s, [0, 1, 0, -1, 0, -1])
+
+
+def test_sweep_math_vectorises():
+    x = np.linspace(0.01, 1, 64)
+    c, s = np.empty_like(x), np.empty_like(x)
+    for fn, args in ((_log_all, (x, c)), (_cossin_all, (x, c, s))):
+        fn(*args)
+        asm = "\n".join(fn.inspect_asm().values())
+        assert "ymm" in asm or "zmm" in asm, fn  # SIMD registers: a vector loop
+        assert "call" not in asm.split("_log_all")[0] or "@log" not in asm
