@@ -18,12 +18,15 @@ import numpy as np
 from .activations import ACTIVATIONS, Activation, activation as _activation
 from .dists import Dist
 from .rng import split_seed
-from .stats import BLOCK, HIST_BINS, HIST_LO, HIST_WIDTH, PointStats, fold
+from .stats import BLOCK, HIST_BINS, HIST_LO, HIST_WIDTH, LANES, PointStats, fold
 
 __all__ = ["sweep", "SweepResult", "Point", "make_grid", "parse_depths", "SWEEP_BACKENDS"]
 
 SWEEP_BACKENDS = ("auto", "cpu", "cuda")
-STREAM = "philox4x32-10/gradkern-1"
+#: the inputs' and the sums' definition; a directory written under another
+#: one is refused on resume.  2: gradkern's own log/cos/sin in the draws,
+#: log|g| in the chain's dtype, 64 lanes per block (stats module docstring)
+STREAM = "philox4x32-10/gradkern-2"
 #: default chunk: 256 blocks = 1,048,576 samples, ~0.1 s of work on 2 cores;
 #: memory ~ 256 x channels x 354 x 8 B of histograms (3.6 MB at depth 3)
 CHUNK_BLOCKS = 256
@@ -328,7 +331,7 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         from .sweep_store import Store
 
         store = Store(out)
-        manifest = {"stream": STREAM, "block": BLOCK, "seed": seed, "samples": samples,
+        manifest = {"stream": STREAM, "block": BLOCK, "lanes": LANES, "seed": seed, "samples": samples,
                     "dtype": str(dtype), "grid": [p.describe() for p in grid]}
         for i in store.open(manifest, resume):
             records[i] = store.read_point(i)
