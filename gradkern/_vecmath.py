@@ -42,7 +42,7 @@ log      0.83           0.79
 cossin   --             1.00
 =======  =============  =============
 
-``log`` (log1p's method with m = x, subnormals scaled by 2^24 / 2^54 first)
+``log`` (log1p's method with m = x; a subnormal's bits converted to float)
 and ``cossin_turns`` (cos and sin of 2 pi v, float64 only: v = (q + r)/4
 exactly, Taylor series of sin(pi r/2) and cos(pi r/2) to r^17 / r^18 on
 |r| <= 1/2, then the pair turned by q quarter turns) serve the sweeps:
@@ -198,14 +198,21 @@ def _log1p32(x):
 
 def _tanh32(x):
     a = abs(x)
-    x2 = x * x
+    # below 2^-20 tanh(x) rounds to x and the x^3 term only makes subnormals
+    # (x*x < 2^-126 from |x| < 2^-63), each a ~100-cycle microcode assist on
+    # x86: with 0 in its place the result is the same bits (Tanhshrink's deep
+    # chains take this path ~half the time: 28 -> ? ns per sample)
+    xs = f32(0.0) if a < f32(2.0**-20) else x
+    x2 = xs * xs
     P = _TANH_P32
     p = fma(x2, P[5], P[4])
     for i in range(3, -1, -1):  # unrolled by LLVM: a constant trip count
         p = fma(p, x2, P[i])
-    small = fma(x * x2, p, x)
+    small = fma(xs * x2, p, x)
     small = x if x == f32(0.0) else small  # the fma would turn -0.0 into +0.0
-    e = vexpm1(f32(2.0) * a)
+    # the quotient form is used from 0.625 on only: feed it no tiny inputs
+    # (expm1's r*r is subnormal for them); NaN passes through
+    e = vexpm1(f32(2.0) * (f32(0.5) if a < f32(0.5) else a))
     # 1 - 2/(e + 2) rather than e/(e + 2): near |y| = 1 the rounding of e + 2
     # cost up to 1 ulp of y in the quotient form (1.49 ulp measured), while the
     # small quotient's error lands far below an ulp of y here
@@ -299,14 +306,15 @@ def _log1p64(x):
 
 def _tanh64(x):
     a = abs(x)
-    x2 = x * x
+    xs = f64(0.0) if a < f64(2.0**-40) else x  # as _tanh32: tanh(x) rounds to x
+    x2 = xs * xs
     P = _TANH_P64
     p = fma(x2, P[11], P[10])
     for i in range(9, -1, -1):
         p = fma(p, x2, P[i])
-    small = fma(x * x2, p, x)
+    small = fma(xs * x2, p, x)
     small = x if x == f64(0.0) else small
-    e = vexpm1(f64(2.0) * a)
+    e = vexpm1(f64(2.0) * (f64(0.5) if a < f64(0.5) else a))
     big = f64(1.0) - f64(2.0) / (e + f64(2.0))
     big = f64(1.0) if a >= f64(20.0) else big
     big = big if x >= f64(0.0) else -big
@@ -314,13 +322,14 @@ def _tanh64(x):
 
 
 _TINY_32 = f32(1.1754943508222875e-38)  # smallest normal float32
-_TWO24 = f32(16777216.0)
 
 
 def _log32(x):
-    # as _log64, with float32 constants; subnormals (tiny gradients) scaled by 2^24
+    # as _log64, with float32 constants
+    # a subnormal x is m * 2^-149 with m its bits: converting m (exact) is an
+    # integer operation, where x * 2^24 would take a microcode assist
     sub = x < _TINY_32
-    xs = x * _TWO24 if sub else x
+    xs = f32(float_bits(x)) if sub else x
     bits = float_bits(xs)
     e = i32((bits - 0x3F3504F3) >> 23)
     f = bits_float(i32(bits - (e << 23))) - f32(1.0)
@@ -331,7 +340,7 @@ def _log32(x):
     R = fma(R, z, f32(2.0 / 3))
     R = R * z
     hfsq = f32(0.5) * f * f
-    ef = f32(e) - (f32(24.0) if sub else f32(0.0))
+    ef = f32(e) - (f32(149.0) if sub else f32(0.0))
     res = fma(ef, _LN2_HI_32, f - (hfsq - fma(s, hfsq + R, ef * _LN2_LO_32)))
     res = res if x < f32(np.inf) else x
     res = res if x != f32(0.0) else f32(-np.inf)
@@ -339,14 +348,12 @@ def _log32(x):
 
 
 _TINY_64 = f64(2.2250738585072014e-308)  # smallest normal float64
-_TWO54 = f64(18014398509481984.0)
 
 
 def _log64(x):
-    # log1p's core with m = x (no rounded 1 + u to correct); subnormals are
-    # scaled by 2^54 first (float64 sweeps can produce them)
+    # log1p's core with m = x (no rounded 1 + u to correct)
     sub = x < _TINY_64
-    xs = x * _TWO54 if sub else x
+    xs = f64(float_bits(x)) if sub else x  # m * 2^-1074, as in _log32
     bits = float_bits(xs)
     e = (bits - i64(0x3FE6A09E667F3BCD)) >> i64(52)
     f = bits_float(bits - (e << i64(52))) - f64(1.0)
@@ -363,7 +370,7 @@ def _log64(x):
     R = fma(R, z, f64(2.0 / 3))
     R = R * z
     hfsq = f64(0.5) * f * f
-    ef = f64(e) - (f64(54.0) if sub else f64(0.0))
+    ef = f64(e) - (f64(1074.0) if sub else f64(0.0))
     res = fma(ef, _LN2_HI_64, f - (hfsq - fma(s, hfsq + R, ef * _LN2_LO_64)))
     res = res if x < f64(np.inf) else x  # inf -> inf, NaN -> NaN
     res = res if x != f64(0.0) else f64(-np.inf)

@@ -214,7 +214,7 @@ def sample_x(code, p, seed, i, n):
     return a if (i & 1) == 0 else b
 
 
-@numba.njit
+@numba.njit(forceinline=True)  # a call left in the slope loop keeps it scalar
 def rrelu_slope(seed, i, k, lo, hi):
     """RReLU training slope of sample ``i`` at layer ``k`` (0-based), float64."""
     return lo + (hi - lo) * uniform_a(sample_words(seed, i, 1 + k))

@@ -36,13 +36,14 @@ def _make_stats_kernel(forward, backward, stochastic):
             # both the Philox fill and the chain's loads are SIMD
             slopes = np.empty((n_layers, LANES), dt)
             nb = slopes.T
-            # rows 1..L: df/dw_k (block_chain's scratch a is rows 0..L), L+1: df/dx,
-            # L+2: f; so channel ch is row ch + 1.  Views made once per block.
-            buf = np.empty((n_layers + 3, LANES), dt)
-            a = buf[:n_layers + 1]
-            g = buf[n_layers + 1]
-            y = buf[n_layers + 2]
-            vals = buf[1:]
+            # block_chain leaves df/dw_k in dw[k-1], df/dx in gy[0] and f in
+            # gy[1]; each its own allocation (not views of one buffer), so that
+            # LLVM knows them disjoint and vectorises without alias checks
+            a = np.empty((n_layers + 1, LANES), dt)
+            dw = np.empty((n_layers, LANES), dt)
+            gy = np.empty((2, LANES), dt)
+            g = gy[0]
+            y = gy[1]
             logs = np.empty(LANES, dt)
             cols = np.empty(LANES, np.int64)
             # allocated here, not by a helper: LLVM then knows that no two
@@ -63,9 +64,11 @@ def _make_stats_kernel(forward, backward, stochastic):
                         for j in range(m):
                             slopes[k, j] = dt.type(rrelu_slope(noise[0], s0 + j, k, noise[1],
                                                                noise[2]))
-                block_chain(xs, w, p, nb, a, g, y, m)
-                for ch in range(n_ch):
-                    accumulate_lanes(S, M, Hb, logs, cols, vals, ch, m)
+                block_chain(xs, w, p, nb, a, dw, g, y, m)
+                for k in range(n_layers):
+                    accumulate_lanes(S, M, Hb, logs, cols, dw, k, k, m)
+                accumulate_lanes(S, M, Hb, logs, cols, gy, 0, n_layers, m)
+                accumulate_lanes(S, M, Hb, logs, cols, gy, 1, n_layers + 1, m)
             close_lanes(S, M, F[b], MM[b])
 
     return cache_kernel(stats_kernel, forward, backward, f"stochastic={stochastic}")
