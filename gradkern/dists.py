@@ -36,7 +36,7 @@ log, cos/sin (of 2 pi v, in turns), exp and expm1 are gradkern's own
 (:mod:`gradkern._vecmath`: arithmetic, FMA and bit casts, no libm), and IEEE
 +, *, /, sqrt are exact-rounded everywhere, so every draw is the same bits on
 any CPU and GPU (GPU kernels compile with FMA contraction off), and a loop of
-draws is a SIMD loop: :func:`fill_x`, 22 -> 3.3 ns per normal sample on one
+draws is a SIMD loop (:func:`filler`): 22 -> 3.3 ns per normal sample on one
 core of this machine against libm.  Student-t's ``u**(-2/nu) - 1`` is
 ``expm1(-2/nu * log u)``.
 
@@ -53,7 +53,8 @@ import numpy as np
 from ._vecmath import vcossin_turns, vexp, vexpm1, vlog
 from .rng import sample_words, split_seed, uniform_a, uniform_b
 
-__all__ = ["Dist", "DIST_KINDS", "sample_x", "sample_pair", "draw", "rrelu_slopes", "rrelu_slope"]
+__all__ = ["Dist", "DIST_KINDS", "sample_x", "sample_pair", "draw", "filler", "rrelu_slopes",
+           "rrelu_slope"]
 
 #: kind name -> (code used in kernels, parameter names, default parameters)
 DIST_KINDS = {
@@ -226,34 +227,63 @@ def _draw_into(code, p, seed, start, n_total, out):
         out[j] = sample_x(code, p, seed, start + j, n_total)
 
 
+# fill_x for one kind each: ``fill(p, seed, start, m, n_total, out)`` sets
+# ``out[:m]`` = samples ``start .. start+m-1`` (start even; ``out`` may be
+# written up to the even length above m), the same values as :func:`sample_x`
+# from the same inline functions, as a SIMD loop over samples (Philox
+# included).  A kernel is built for one kind (``filler``): all seven in one
+# kernel cost 2.5 s more compile time per activation.
+
 @numba.njit(inline="always")
-def fill_x(code, p, seed, start, m, n_total, out):
-    """``out[:m]`` = samples ``start .. start+m-1`` (start even; ``out`` may be
-    written up to the even length above m).  The same values as
-    :func:`sample_x`, from the same inline functions, but one loop per kind,
-    so that each is a SIMD loop over samples (Philox included)."""
-    if code == 5:
-        for j in range(m):
-            out[j] = p[0]
-    elif code == 6:
-        for j in range(m):
-            out[j] = _grid(p, start + j, n_total)
-    elif code == 4:
-        for j in range(m):
-            out[j] = _student_t(p[0], sample_words(seed, start + j, 0))
-    elif code == 0:
-        _fill_pairs(_normal_pair, p, seed, start, m, out)
-    elif code == 1:
-        _fill_pairs(_uniform_pair, p, seed, start, m, out)
-    elif code == 2:
-        _fill_pairs(_laplace_pair, p, seed, start, m, out)
-    else:
-        _fill_pairs(_lognormal_pair, p, seed, start, m, out)
+def _fill_normal(p, seed, start, m, n_total, out):
+    _fill_pairs(_normal_pair, p, seed, start, m, out)
+
+
+@numba.njit(inline="always")
+def _fill_uniform(p, seed, start, m, n_total, out):
+    _fill_pairs(_uniform_pair, p, seed, start, m, out)
+
+
+@numba.njit(inline="always")
+def _fill_laplace(p, seed, start, m, n_total, out):
+    _fill_pairs(_laplace_pair, p, seed, start, m, out)
+
+
+@numba.njit(inline="always")
+def _fill_lognormal(p, seed, start, m, n_total, out):
+    _fill_pairs(_lognormal_pair, p, seed, start, m, out)
+
+
+@numba.njit(inline="always")
+def _fill_student_t(p, seed, start, m, n_total, out):
+    for j in range(m):
+        out[j] = _student_t(p[0], sample_words(seed, start + j, 0))
+
+
+@numba.njit(inline="always")
+def _fill_constant(p, seed, start, m, n_total, out):
+    for j in range(m):
+        out[j] = p[0]
+
+
+@numba.njit(inline="always")
+def _fill_grid(p, seed, start, m, n_total, out):
+    for j in range(m):
+        out[j] = _grid(p, start + j, n_total)
+
+
+_FILLS = (_fill_normal, _fill_uniform, _fill_laplace, _fill_lognormal, _fill_student_t,
+          _fill_constant, _fill_grid)
+
+
+def filler(code):
+    """The inline fill function of distribution kind ``code`` (``Dist.code``)."""
+    return _FILLS[code]
 
 
 @numba.njit(inline="always")
 def _fill_pairs(pair, p, seed, start, m, out):
-    # one kind per loop: a branch on the kind inside it kept the loop scalar
+    # one kind per loop: a branch on the kind inside the loop kept it scalar
     # (8.9 vs 4.7 ns per normal sample)
     j0 = start >> 1
     for jp in range((m + 1) >> 1):

@@ -166,8 +166,8 @@ def accumulate(F, MM, ch, v):
 
 
 @numba.njit(inline="always")
-def accumulate_lanes(S, M, Hb, logs, cols, src, row, ch, m):
-    """``src[row, :m]``, the values of lanes 0 .. m-1 of channel ``ch``, added
+def accumulate_lanes(S, M, Hb, logs, cols, vals, ch, m):
+    """``vals[ch, :m]``, the values of lanes 0 .. m-1 of channel ``ch``, added
     to its lane sums ``S[ch]`` (4, LANES), lane extremes ``M[ch]`` (2, LANES:
     min, max) and histogram row ``Hb[ch]``; ``logs`` (LANES, vals' dtype) and
     ``cols`` (LANES, int64) are scratch.  The same additions per lane as
@@ -178,9 +178,9 @@ def accumulate_lanes(S, M, Hb, logs, cols, src, row, ch, m):
     histogram's scatter (scalar) last.  Whole arrays and an index, not
     per-channel views, which would cost atomic reference counting per call."""
     for j in range(m):
-        logs[j] = _log_abs(src[row, j])
+        logs[j] = _log_abs(vals[ch, j])
     for j in range(m):
-        dz, adz, sq, lg, lo, hi, col = _terms(src[row, j], logs[j])
+        dz, adz, sq, lg, lo, hi, col = _terms(vals[ch, j], logs[j])
         S[ch, SUM, j] += dz
         S[ch, ABS, j] += adz
         S[ch, SQ, j] += sq

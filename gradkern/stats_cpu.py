@@ -1,7 +1,7 @@
 """The fused statistics kernel on the CPU (Numba, parallel over blocks).
 
 Per block, :data:`stats.LANES` = 64 samples at a time: draw their inputs
-(``dists.fill_x``; RReLU's slopes from their own streams), run them through
+(``dists.filler``, one kernel per distribution kind; RReLU's slopes from their own streams), run them through
 the chain together (``kernels_cpu.make_block_chain``, the chain kernel's SIMD
 loops), and add every df/dw_k, df/dx and f to the block's lane sums
 (``stats.accumulate_lanes``), which are closed in lane order at the block's
@@ -14,15 +14,16 @@ import numba
 import numpy as np
 
 from ._numba_util import cache_kernel
-from .dists import fill_x, rrelu_slope
+from .dists import filler, rrelu_slope
 from .kernels_cpu import make_block_chain
 from .stats import BLOCK, LANES, Partials, accumulate_lanes, close_lanes, empty_partials
 
 __all__ = ["run_chunk", "get_stats_kernel"]
 
 
-def _make_stats_kernel(forward, backward, stochastic):
+def _make_stats_kernel(forward, backward, stochastic, code):
     block_chain = make_block_chain(forward, backward, stochastic)
+    fill_x = filler(code)
 
     @numba.njit(parallel=True, error_model="numpy")
     def stats_kernel(code, dp, seed, n_total, block0, block_size, w, p, noise, F, MM, H):
@@ -36,14 +37,15 @@ def _make_stats_kernel(forward, backward, stochastic):
             # both the Philox fill and the chain's loads are SIMD
             slopes = np.empty((n_layers, LANES), dt)
             nb = slopes.T
-            # block_chain leaves df/dw_k in dw[k-1], df/dx in gy[0] and f in
-            # gy[1]; each its own allocation (not views of one buffer), so that
-            # LLVM knows them disjoint and vectorises without alias checks
+            # block_chain leaves df/dw_k in vals[k-1], df/dx in g and f in y,
+            # each its own allocation so that LLVM knows them disjoint and
+            # vectorises without runtime alias checks; g and y are then copied
+            # to vals[L], vals[L+1], so that one inlined accumulate_lanes loop
+            # serves every channel (three inlined copies tripled compile time)
             a = np.empty((n_layers + 1, LANES), dt)
-            dw = np.empty((n_layers, LANES), dt)
-            gy = np.empty((2, LANES), dt)
-            g = gy[0]
-            y = gy[1]
+            vals = np.empty((n_ch, LANES), dt)
+            g = np.empty(LANES, dt)
+            y = np.empty(LANES, dt)
             logs = np.empty(LANES, dt)
             cols = np.empty(LANES, np.int64)
             # allocated here, not by a helper: LLVM then knows that no two
@@ -58,32 +60,36 @@ def _make_stats_kernel(forward, backward, stochastic):
             stop = min(start + block_size, n_total)
             for s0 in range(start, stop, LANES):
                 m = min(LANES, stop - s0)
-                fill_x(code, dp, seed, s0, m, n_total, xs)  # s0 is even: BLOCK, LANES are
+                fill_x(dp, seed, s0, m, n_total, xs)  # s0 is even: BLOCK, LANES are
                 if stochastic:
                     for k in range(n_layers):
                         for j in range(m):
                             slopes[k, j] = dt.type(rrelu_slope(noise[0], s0 + j, k, noise[1],
                                                                noise[2]))
-                block_chain(xs, w, p, nb, a, dw, g, y, m)
-                for k in range(n_layers):
-                    accumulate_lanes(S, M, Hb, logs, cols, dw, k, k, m)
-                accumulate_lanes(S, M, Hb, logs, cols, gy, 0, n_layers, m)
-                accumulate_lanes(S, M, Hb, logs, cols, gy, 1, n_layers + 1, m)
+                block_chain(xs, w, p, nb, a, vals, g, y, m)
+                for j in range(m):
+                    vals[n_layers, j] = g[j]
+                for j in range(m):
+                    vals[n_layers + 1, j] = y[j]
+                for ch in range(n_ch):
+                    accumulate_lanes(S, M, Hb, logs, cols, vals, ch, m)
             close_lanes(S, M, F[b], MM[b])
 
-    return cache_kernel(stats_kernel, forward, backward, f"stochastic={stochastic}")
+    return cache_kernel(stats_kernel, forward, backward, fill_x, f"stochastic={stochastic}")
 
 
 _KERNELS = {}
 
 
-def get_stats_kernel(spec, stochastic):
-    """The compiled fused kernel for an activation spec (built once per process,
-    cached on disk per dtype like the chain kernels)."""
-    key = (spec.forward, spec.backward, stochastic)
+def get_stats_kernel(spec, stochastic, code):
+    """The compiled fused kernel for an activation spec and distribution kind
+    ``code`` (built once per process, cached on disk per dtype like the chain
+    kernels)."""
+    key = (spec.forward, spec.backward, stochastic, code)
     kernel = _KERNELS.get(key)
     if kernel is None:
-        kernel = _KERNELS[key] = _make_stats_kernel(spec.forward, spec.backward, stochastic)
+        kernel = _KERNELS[key] = _make_stats_kernel(spec.forward, spec.backward, stochastic,
+                                                    code)
     return kernel
 
 
@@ -119,7 +125,7 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     n_channels = w.shape[0] + 2
     F, MM, H = empty_partials(n_blocks, n_channels)
     code, dp = dist.kernel_params()
-    kernel = get_stats_kernel(act.spec, act.stochastic)
+    kernel = get_stats_kernel(act.spec, act.stochastic, code)
     kernel(code, dp, np.uint64(seed), np.int64(n_total), np.int64(block0), np.int64(BLOCK), w,
            act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)
     return Partials(block0, F, MM, H.sum(axis=0))
