@@ -38,7 +38,7 @@ exp      0.91           0.85
 expm1    1.38           1.78
 log1p    0.83           0.79
 tanh     1.33           1.32
-log      0.83           0.79
+log      0.81           0.79
 cossin   --             1.00
 =======  =============  =============
 
@@ -198,21 +198,14 @@ def _log1p32(x):
 
 def _tanh32(x):
     a = abs(x)
-    # below 2^-20 tanh(x) rounds to x and the x^3 term only makes subnormals
-    # (x*x < 2^-126 from |x| < 2^-63), each a ~100-cycle microcode assist on
-    # x86: with 0 in its place the result is the same bits (Tanhshrink's deep
-    # chains take this path ~half the time: 28 -> ? ns per sample)
-    xs = f32(0.0) if a < f32(2.0**-20) else x
-    x2 = xs * xs
+    x2 = x * x
     P = _TANH_P32
     p = fma(x2, P[5], P[4])
     for i in range(3, -1, -1):  # unrolled by LLVM: a constant trip count
         p = fma(p, x2, P[i])
-    small = fma(xs * x2, p, x)
+    small = fma(x * x2, p, x)
     small = x if x == f32(0.0) else small  # the fma would turn -0.0 into +0.0
-    # the quotient form is used from 0.625 on only: feed it no tiny inputs
-    # (expm1's r*r is subnormal for them); NaN passes through
-    e = vexpm1(f32(2.0) * (f32(0.5) if a < f32(0.5) else a))
+    e = vexpm1(f32(2.0) * a)
     # 1 - 2/(e + 2) rather than e/(e + 2): near |y| = 1 the rounding of e + 2
     # cost up to 1 ulp of y in the quotient form (1.49 ulp measured), while the
     # small quotient's error lands far below an ulp of y here
@@ -306,15 +299,14 @@ def _log1p64(x):
 
 def _tanh64(x):
     a = abs(x)
-    xs = f64(0.0) if a < f64(2.0**-40) else x  # as _tanh32: tanh(x) rounds to x
-    x2 = xs * xs
+    x2 = x * x
     P = _TANH_P64
     p = fma(x2, P[11], P[10])
     for i in range(9, -1, -1):
         p = fma(p, x2, P[i])
-    small = fma(xs * x2, p, x)
+    small = fma(x * x2, p, x)
     small = x if x == f64(0.0) else small
-    e = vexpm1(f64(2.0) * (f64(0.5) if a < f64(0.5) else a))
+    e = vexpm1(f64(2.0) * a)
     big = f64(1.0) - f64(2.0) / (e + f64(2.0))
     big = f64(1.0) if a >= f64(20.0) else big
     big = big if x >= f64(0.0) else -big

@@ -19,7 +19,7 @@ Per block and channel:
 
 - ``F[..., :]``  float64 sums over non-NaN values v: v, |v|, v*v, and
   log10|v| = log|v| * (1/ln 10) over the non-zero ones, with log|v| by
-  ``_vecmath.vlog`` in v's dtype (<= 0.83 ulp; the same bits on any CPU and
+  ``_vecmath.vlog`` in v's dtype (<= 0.81 ulp; the same bits on any CPU and
   GPU) and the product in float64;
 - ``MM[..., :]`` min and max over non-NaN values (+inf / -inf if none);
 - ``H[..., :]``  histogram of log10|v| over non-zero, non-NaN v on
