@@ -58,6 +58,7 @@ from these are no less accurate than torch's against float64.
 Special values: NaN -> NaN; exp(+inf) = inf, exp(-inf) = 0; expm1(-inf) = -1;
 log1p(inf) = inf, log1p(-1) = -inf, log1p(u < -1) = NaN; tanh(+-inf) = +-1.
 """
+import numba
 import numpy as np
 from numba.core import types
 from numba.core.extending import overload
@@ -173,10 +174,9 @@ def _expm1_32(x):
     return res if x == x else x
 
 
-def _log1p32(x):
-    u = x
-    m = f32(1.0) + u
-    c = (u - (m - f32(1.0))) / m  # the part of u that 1 + u rounded away
+@numba.njit(forceinline=True, error_model="numpy")
+def _log_core32(m, c, eoff):
+    """log(m) + c - eoff*ln2 in float32 (see _log_core64)."""
     bits = float_bits(m)
     e = i32((bits - 0x3F3504F3) >> 23)  # so that f lands in [sqrt(1/2), sqrt(2))
     f = bits_float(i32(bits - (e << 23))) - f32(1.0)  # exact, in [-0.293, 0.414]
@@ -189,8 +189,15 @@ def _log1p32(x):
     R = fma(R, z, f32(2.0 / 3))
     R = R * z
     hfsq = f32(0.5) * f * f
-    ef = f32(e)
-    res = fma(ef, _LN2_HI_32, f - (hfsq - fma(s, hfsq + R, fma(ef, _LN2_LO_32, c))))
+    ef = f32(e) - eoff
+    return fma(ef, _LN2_HI_32, f - (hfsq - fma(s, hfsq + R, fma(ef, _LN2_LO_32, c))))
+
+
+def _log1p32(x):
+    u = x
+    m = f32(1.0) + u
+    c = (u - (m - f32(1.0))) / m  # the part of u that 1 + u rounded away
+    res = _log_core32(m, c, f32(0.0))
     res = res if u < f32(np.inf) else u
     res = res if u != f32(-1.0) else f32(-np.inf)
     return res if u >= f32(-1.0) else f32(np.nan) + u * f32(0.0)
@@ -270,10 +277,10 @@ def _expm1_64(x):
     return res if x == x else x
 
 
-def _log1p64(x):
-    u = x
-    m = f64(1.0) + u
-    c = (u - (m - f64(1.0))) / m
+@numba.njit(forceinline=True, error_model="numpy")
+def _log_core64(m, c, eoff):
+    """log(m) + c - eoff*ln2: fdlibm's arrangement (see _log_core32);
+    shared by log1p (c corrects the rounding of 1 + u) and log (c = 0)."""
     bits = float_bits(m)
     e = (bits - i64(0x3FE6A09E667F3BCD)) >> i64(52)
     f = bits_float(bits - (e << i64(52))) - f64(1.0)
@@ -290,8 +297,15 @@ def _log1p64(x):
     R = fma(R, z, f64(2.0 / 3))
     R = R * z
     hfsq = f64(0.5) * f * f
-    ef = f64(e)
-    res = fma(ef, _LN2_HI_64, f - (hfsq - fma(s, hfsq + R, fma(ef, _LN2_LO_64, c))))
+    ef = f64(e) - eoff
+    return fma(ef, _LN2_HI_64, f - (hfsq - fma(s, hfsq + R, fma(ef, _LN2_LO_64, c))))
+
+
+def _log1p64(x):
+    u = x
+    m = f64(1.0) + u
+    c = (u - (m - f64(1.0))) / m
+    res = _log_core64(m, c, f64(0.0))
     res = res if u < f64(np.inf) else u
     res = res if u != f64(-1.0) else f64(-np.inf)
     return res if u >= f64(-1.0) else f64(np.nan) + u * f64(0.0)
@@ -317,23 +331,11 @@ _TINY_32 = f32(1.1754943508222875e-38)  # smallest normal float32
 
 
 def _log32(x):
-    # as _log64, with float32 constants
     # a subnormal x is m * 2^-149 with m its bits: converting m (exact) is an
     # integer operation, where x * 2^24 would take a microcode assist
     sub = x < _TINY_32
     xs = f32(float_bits(x)) if sub else x
-    bits = float_bits(xs)
-    e = i32((bits - 0x3F3504F3) >> 23)
-    f = bits_float(i32(bits - (e << 23))) - f32(1.0)
-    s = f / (f32(2.0) + f)
-    z = s * s
-    R = fma(z, f32(2.0 / 9), f32(2.0 / 7))
-    R = fma(R, z, f32(2.0 / 5))
-    R = fma(R, z, f32(2.0 / 3))
-    R = R * z
-    hfsq = f32(0.5) * f * f
-    ef = f32(e) - (f32(149.0) if sub else f32(0.0))
-    res = fma(ef, _LN2_HI_32, f - (hfsq - fma(s, hfsq + R, ef * _LN2_LO_32)))
+    res = _log_core32(xs, f32(0.0), f32(149.0) if sub else f32(0.0))
     res = res if x < f32(np.inf) else x
     res = res if x != f32(0.0) else f32(-np.inf)
     return res if x >= f32(0.0) else f32(np.nan) + x * f32(0.0)
@@ -346,24 +348,7 @@ def _log64(x):
     # log1p's core with m = x (no rounded 1 + u to correct)
     sub = x < _TINY_64
     xs = f64(float_bits(x)) if sub else x  # m * 2^-1074, as in _log32
-    bits = float_bits(xs)
-    e = (bits - i64(0x3FE6A09E667F3BCD)) >> i64(52)
-    f = bits_float(bits - (e << i64(52))) - f64(1.0)
-    s = f / (f64(2.0) + f)
-    z = s * s
-    R = fma(z, f64(2.0 / 21), f64(2.0 / 19))
-    R = fma(R, z, f64(2.0 / 17))
-    R = fma(R, z, f64(2.0 / 15))
-    R = fma(R, z, f64(2.0 / 13))
-    R = fma(R, z, f64(2.0 / 11))
-    R = fma(R, z, f64(2.0 / 9))
-    R = fma(R, z, f64(2.0 / 7))
-    R = fma(R, z, f64(2.0 / 5))
-    R = fma(R, z, f64(2.0 / 3))
-    R = R * z
-    hfsq = f64(0.5) * f * f
-    ef = f64(e) - (f64(1074.0) if sub else f64(0.0))
-    res = fma(ef, _LN2_HI_64, f - (hfsq - fma(s, hfsq + R, ef * _LN2_LO_64)))
+    res = _log_core64(xs, f64(0.0), f64(1074.0) if sub else f64(0.0))
     res = res if x < f64(np.inf) else x  # inf -> inf, NaN -> NaN
     res = res if x != f64(0.0) else f64(-np.inf)
     return res if x >= f64(0.0) else f64(np.nan) + x * f64(0.0)

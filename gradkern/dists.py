@@ -234,24 +234,18 @@ def _draw_into(code, p, seed, start, n_total, out):
 # included).  A kernel is built for one kind (``filler``): all seven in one
 # kernel cost 2.5 s more compile time per activation.
 
-@numba.njit(inline="always")
-def _fill_normal(p, seed, start, m, n_total, out):
-    _fill_pairs(_normal_pair, p, seed, start, m, out)
+def _pairs_filler(pair):
+    @numba.njit(inline="always")
+    def fill(p, seed, start, m, n_total, out):
+        _fill_pairs(pair, p, seed, start, m, out)
+
+    return fill
 
 
-@numba.njit(inline="always")
-def _fill_uniform(p, seed, start, m, n_total, out):
-    _fill_pairs(_uniform_pair, p, seed, start, m, out)
-
-
-@numba.njit(inline="always")
-def _fill_laplace(p, seed, start, m, n_total, out):
-    _fill_pairs(_laplace_pair, p, seed, start, m, out)
-
-
-@numba.njit(inline="always")
-def _fill_lognormal(p, seed, start, m, n_total, out):
-    _fill_pairs(_lognormal_pair, p, seed, start, m, out)
+_fill_normal = _pairs_filler(_normal_pair)
+_fill_uniform = _pairs_filler(_uniform_pair)
+_fill_laplace = _pairs_filler(_laplace_pair)
+_fill_lognormal = _pairs_filler(_lognormal_pair)
 
 
 @numba.njit(inline="always")

@@ -44,45 +44,26 @@ _TWO_M52 = 2.220446049250313e-16  # 2**-52
 
 
 @numba.njit(inline="always")
-def _round(c0, c1, c2, c3, k0, k1):
+def _step(st):
+    """One Philox round on state (c0, c1, c2, c3, k0, k1), then the key's bump."""
+    c0, c1, c2, c3, k0, k1 = st
     p0 = _M0 * c0  # < 2**64: both factors < 2**32
     p1 = _M1 * c2
-    return (p1 >> _S32) ^ c1 ^ k0, p1 & _MASK, (p0 >> _S32) ^ c3 ^ k1, p0 & _MASK
-
-
-@numba.njit(inline="always")
-def _bump(k0, k1):
-    return (k0 + _W0) & _MASK, (k1 + _W1) & _MASK
+    return ((p1 >> _S32) ^ c1 ^ k0, p1 & _MASK, (p0 >> _S32) ^ c3 ^ k1, p0 & _MASK,
+            (k0 + _W0) & _MASK, (k1 + _W1) & _MASK)
 
 
 @numba.njit(forceinline=True)
 def philox4x32(c0, c1, c2, c3, k0, k1):
     """Philox4x32-10 of counter (c0..c3) under key (k0, k1); 32-bit values
     carried in uint64.  Returns the four output words as uint64."""
-    c0, c1, c2, c3 = _U(c0), _U(c1), _U(c2), _U(c3)
-    k0, k1 = _U(k0), _U(k1)
+    st = (_U(c0), _U(c1), _U(c2), _U(c3), _U(k0), _U(k1))
     # the 10 rounds written out, not a loop: a loop inside the per-sample loop
     # made it the innermost one, and LLVM then left the sample loop scalar
-    # (8.4 ns per call; unrolled, the sample loop is SIMD)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
-    k0, k1 = _bump(k0, k1)
-    return _round(c0, c1, c2, c3, k0, k1)
+    # (8.4 ns per call; unrolled and inlined, the sample loop is SIMD: 1.7 ns)
+    st = _step(_step(_step(_step(_step(st)))))
+    st = _step(_step(_step(_step(_step(st)))))
+    return st[0], st[1], st[2], st[3]
 
 
 @numba.njit(forceinline=True)
