@@ -55,7 +55,7 @@ class _KeyedCache(FunctionCache):
         return (sig, codegen.magic_tuple(), (code, key))
 
 
-def _function_key(fn):
+def _function_key(fn, depth=0):
     py = getattr(fn, "py_func", fn)
     code = py.__code__
     path = code.co_filename
@@ -65,7 +65,18 @@ def _function_key(fn):
     except OSError:
         stamp = "?"
     digest = hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()
-    return f"{py.__module__}.{py.__qualname__}:{digest}:{path}:{stamp}"
+    # a factory's closures share their code: what tells them apart is what they
+    # close over (a key without it once served a uniform-input sweep kernel
+    # for a normal one), so closed-over functions and constants count too
+    cells = []
+    for cell in py.__closure__ or ():
+        value = cell.cell_contents
+        if hasattr(getattr(value, "py_func", value), "__code__") and depth < 4:
+            cells.append(_function_key(value, depth + 1))
+        elif isinstance(value, (bool, int, float, str)):
+            cells.append(repr(value))
+    closure = hashlib.sha256("|".join(cells).encode()).hexdigest() if cells else "-"
+    return f"{py.__module__}.{py.__qualname__}:{digest}:{closure}:{path}:{stamp}"
 
 
 def _package_stamp():

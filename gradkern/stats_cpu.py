@@ -75,7 +75,10 @@ def _make_stats_kernel(forward, backward, stochastic, code):
                     accumulate_lanes(S, M, Hb, logs, cols, vals, ch, m)
             close_lanes(S, M, F[b], MM[b])
 
-    return cache_kernel(stats_kernel, forward, backward, fill_x, f"stochastic={stochastic}")
+    # the kind by number: the four pair fillers are one closure's code (a key
+    # from fill_x's bytecode alone served a uniform kernel for a normal sweep)
+    return cache_kernel(stats_kernel, forward, backward, fill_x, f"stochastic={stochastic}",
+                        f"dist_kind={code}")
 
 
 _KERNELS = {}
