@@ -59,10 +59,10 @@ HIST_BINS = HIST_INNER + 2
 #: edges of the inner bins; bin 0 is (-inf, -48), bin 353 is [40, inf]
 HIST_EDGES = HIST_LO + HIST_WIDTH * np.arange(HIST_INNER + 1)
 _INV_WIDTH = 1.0 / HIST_WIDTH
-#: log10 is computed as log(a) * (1/ln 10) with gradkern's own vectorisable
-#: float64 log (<= 0.8 ulp): once per value and channel, the kernel's most
-#: frequent transcendental; the result differs from log10 by at most a few ulp,
-#: far below any statistic
+#: log10 is computed as log(a) * (1/ln 10), with gradkern's own vectorisable
+#: log in a's dtype (``_log_abs``): once per value and channel, the kernel's
+#: most frequent transcendental; the result differs from log10 by at most a few
+#: ulp of a's dtype, far below any statistic
 _INV_LN10 = 1.0 / math.log(10.0)
 
 #: columns of F: sums of v, |v|, v*v, log10|v|
@@ -108,10 +108,12 @@ def make_chain(forward, backward, layer_params):
     return chain
 
 
-@numba.njit
+# forceinline: the CPU kernel calls it in a SIMD loop over samples
+@numba.njit(forceinline=True)
 def slope_params(p, noise, i, k):
     """RReLU training: the slope of sample i at layer k from stream 1+k.
-    ``noise`` is (seed, lower, upper) with the bounds rounded to p's dtype."""
+    ``noise`` is (seed, lower, upper) with the bounds rounded to p's dtype.
+    The GPU kernel's layer parameters, and the CPU kernel's slope fill."""
     return (type(p[0])(rrelu_slope(noise[0], i, k, noise[1], noise[2])), p[1], p[2], p[3])
 
 
@@ -195,8 +197,8 @@ def accumulate_lanes(S, M, Hb, logs, cols, vals, ch, m):
 @numba.njit(inline="always")
 def close_lanes(S, M, Fb, MMb):
     """A block's lane sums S (channels, 4, LANES) and extremes M (channels,
-    2, LANES: min, max), added in lane order into its row of partials ``Fb`` (channels, 4) / ``MMb``
-    (channels, 2)."""
+    2, LANES: min, max), added in lane order into its row of partials ``Fb``
+    (channels, 4) / ``MMb`` (channels, 2)."""
     for ch in range(S.shape[0]):
         for s in range(4):
             t = 0.0

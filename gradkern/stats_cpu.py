@@ -1,8 +1,8 @@
 """The fused statistics kernel on the CPU (Numba, parallel over blocks).
 
 Per block, :data:`stats.LANES` = 64 samples at a time: draw their inputs
-(``dists.filler``, one kernel per distribution kind; RReLU's slopes from their own streams), run them through
-the chain together (``kernels_cpu.make_block_chain``, the chain kernel's SIMD
+(``dists.filler``, one kernel per distribution kind; RReLU's slopes by
+``stats.slope_params``, as on the GPU), run them through the chain together (``kernels_cpu.make_block_chain``, the chain kernel's SIMD
 loops), and add every df/dw_k, df/dx and f to the block's lane sums
 (``stats.accumulate_lanes``), which are closed in lane order at the block's
 end (``stats.close_lanes``).  Every step is a SIMD loop over the 64 samples
@@ -14,9 +14,10 @@ import numba
 import numpy as np
 
 from ._numba_util import cache_kernel
-from .dists import filler, rrelu_slope
+from .dists import filler
 from .kernels_cpu import make_block_chain
-from .stats import BLOCK, LANES, Partials, accumulate_lanes, close_lanes, empty_partials
+from .stats import (BLOCK, LANES, Partials, accumulate_lanes, close_lanes, empty_partials,
+                    slope_params)
 
 __all__ = ["run_chunk", "get_stats_kernel"]
 
@@ -26,7 +27,7 @@ def _make_stats_kernel(forward, backward, stochastic, code):
     fill_x = filler(code)
 
     @numba.njit(parallel=True, error_model="numpy")
-    def stats_kernel(code, dp, seed, n_total, block0, block_size, w, p, noise, F, MM, H):
+    def stats_kernel(dp, seed, n_total, block0, block_size, w, p, noise, F, MM, H):
         n_layers = w.shape[0]
         n_ch = n_layers + 2
         dt = w.dtype
@@ -64,8 +65,7 @@ def _make_stats_kernel(forward, backward, stochastic, code):
                 if stochastic:
                     for k in range(n_layers):
                         for j in range(m):
-                            slopes[k, j] = dt.type(rrelu_slope(noise[0], s0 + j, k, noise[1],
-                                                               noise[2]))
+                            slopes[k, j] = slope_params(p, noise, s0 + j, k)[0]
                 block_chain(xs, w, p, nb, a, vals, g, y, m)
                 for j in range(m):
                     vals[n_layers, j] = g[j]
@@ -129,6 +129,6 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     F, MM, H = empty_partials(n_blocks, n_channels)
     code, dp = dist.kernel_params()
     kernel = get_stats_kernel(act.spec, act.stochastic, code)
-    kernel(code, dp, np.uint64(seed), np.int64(n_total), np.int64(block0), np.int64(BLOCK), w,
+    kernel(dp, np.uint64(seed), np.int64(n_total), np.int64(block0), np.int64(BLOCK), w,
            act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)
     return Partials(block0, F, MM, H.sum(axis=0))

@@ -40,8 +40,7 @@ def make_kernel(forward, backward, layer_params, dtype):
         g = cuda.local.array(MAX_DEPTH, nbt)
         F = cuda.local.array((_MAX_CH, 4), numba.float64)  # the block's sums
         MM = cuda.local.array((_MAX_CH, 2), numba.float64)
-        LA = cuda.local.array((_MAX_CH, 4), numba.float64)  # lane 2q's sums
-        LB = cuda.local.array((_MAX_CH, 4), numba.float64)  # lane 2q+1's
+        LS = cuda.local.array((2, _MAX_CH, 4), numba.float64)  # lanes 2q and 2q+1
         for k in range(n_ch):
             for s in range(4):
                 F[k, s] = 0.0
@@ -52,26 +51,22 @@ def make_kernel(forward, backward, layer_params, dtype):
         # lane by lane, as the CPU kernel's lanes add (stats module docstring):
         # lanes 2q and 2q+1 together, since samples 2j and 2j+1 share a draw
         for q in range(LANES // 2):
-            for k in range(n_ch):
-                for s in range(4):
-                    LA[k, s] = 0.0
-                    LB[k, s] = 0.0
-            for i in range(start + 2 * q, stop, LANES):
-                xa, xb = sample_pair(code, dp, seed, i >> 1, n_total)
-                y, gx = chain(nbt(xa), w, p, noise, i, a_buf, g)
+            for h in range(2):
                 for k in range(n_ch):
-                    v = g[k] if k < n_layers else (gx if k == n_layers else y)
-                    cuda.atomic.add(H, (k, accumulate(LA, MM, k, v)), 1)
-                if i + 1 < stop:
-                    y, gx = chain(nbt(xb), w, p, noise, i + 1, a_buf, g)
-                    for k in range(n_ch):
-                        v = g[k] if k < n_layers else (gx if k == n_layers else y)
-                        cuda.atomic.add(H, (k, accumulate(LB, MM, k, v)), 1)
-            for k in range(n_ch):
-                for s in range(4):
-                    F[k, s] += LA[k, s]
-                for s in range(4):
-                    F[k, s] += LB[k, s]
+                    for s in range(4):
+                        LS[h, k, s] = 0.0
+            for i in range(start + 2 * q, stop, LANES):
+                pair = sample_pair(code, dp, seed, i >> 1, n_total)
+                for h in range(2):
+                    if i + h < stop:
+                        y, gx = chain(nbt(pair[h]), w, p, noise, i + h, a_buf, g)
+                        for k in range(n_ch):
+                            v = g[k] if k < n_layers else (gx if k == n_layers else y)
+                            cuda.atomic.add(H, (k, accumulate(LS[h], MM, k, v)), 1)
+            for h in range(2):
+                for k in range(n_ch):
+                    for s in range(4):
+                        F[k, s] += LS[h, k, s]
         for k in range(n_ch):
             for s in range(4):
                 F_g[b, k, s] = F[k, s]

@@ -331,8 +331,9 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         from .sweep_store import Store
 
         store = Store(out)
-        manifest = {"stream": STREAM, "block": BLOCK, "lanes": LANES, "seed": seed, "samples": samples,
-                    "dtype": str(dtype), "grid": [p.describe() for p in grid]}
+        manifest = {"stream": STREAM, "block": BLOCK, "lanes": LANES, "seed": seed,
+                    "samples": samples, "dtype": str(dtype),
+                    "grid": [p.describe() for p in grid]}
         for i in store.open(manifest, resume):
             records[i] = store.read_point(i)
         if records:
