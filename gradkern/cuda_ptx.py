@@ -16,7 +16,8 @@ import re
 
 import numpy as np
 
-__all__ = ["compile_chain_ptx", "ptx_facts", "ptx_report", "nvvm_available"]
+__all__ = ["compile_chain_ptx", "compile_stats_ptx", "ptx_facts", "ptx_report",
+           "nvvm_available"]
 
 
 def nvvm_available():
@@ -84,6 +85,29 @@ def compile_chain_ptx(act, dtype, cc=(9, 0)):
     with _compute_capability(cc):
         kernel = build_kernel(act.spec, np.dtype(dtype), act.stochastic)
         return kernel_ptx(kernel, (cc[0], cc[1], "a" if tuple(cc) >= (9, 0) else ""))
+
+
+def compile_stats_ptx(act, dtype, cc=(9, 0)):
+    """PTX text of the fused sweep kernel that ``gradkern.sweep(backend="cuda")``
+    launches for ``act`` (:mod:`gradkern.stats_cuda`), compiled for the
+    argument types ``stats_cuda.run_chunk`` passes and with FMA contraction
+    off as there.  The simulator runs that kernel's body as Python; this
+    checks that the GPU compiler takes it."""
+    from numba import types
+
+    from .kernels_cuda import without_fma_contraction
+    from .stats_cuda import kernel_for
+
+    ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+    f64 = types.float64
+    sig = (types.int64, f64[::1], types.uint64, types.int64, types.int64, types.int64, ft[::1],
+           types.UniTuple(ft, 4), types.Tuple((types.uint64, f64, f64)), f64[:, :, ::1],
+           f64[:, :, ::1], types.int64[:, ::1])
+    with _compute_capability(cc), without_fma_contraction():
+        kernel = kernel_for(act, np.dtype(dtype))
+        kernel.compile(sig)
+        overload = kernel.overloads[sig]
+        return overload._codelibrary.get_asm_str(cc=(cc[0], cc[1], "a" if tuple(cc) >= (9, 0) else ""))
 
 
 _INSTR = re.compile(r"^\s*(?:@%p\d+\s+)?([a-z][\w.]*)", re.M)

@@ -28,7 +28,7 @@ import numpy as np
 from .kernels_cpu import _shared_params
 from .stats import BLOCK, HIST_COLS, Partials, slope_params
 
-__all__ = ["run_chunk", "gpu_available", "MAX_DEPTH"]
+__all__ = ["run_chunk", "kernel_for", "gpu_available", "MAX_DEPTH"]
 
 #: deepest chain the GPU kernel takes (local arrays need a compile-time size)
 MAX_DEPTH = 64
@@ -52,24 +52,32 @@ def gpu_available():
 _KERNELS = {}
 
 
-def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
-    """As :func:`gradkern.stats_cpu.run_chunk`, on the GPU."""
-    from numba import cuda
-
-    from .kernels_cuda import without_fma_contraction
-    from .stats_cpu import noise_tuple
+def kernel_for(act, dtype):
+    """The ``cuda.jit`` sweep kernel for ``act`` in ``dtype`` (built once per
+    process; compiled on its first launch)."""
     from .stats_cuda_kernel import make_kernel
 
-    dtype = np.dtype(dtype)
-    w = np.ascontiguousarray(weights, dtype=dtype)
-    if w.shape[0] > MAX_DEPTH:
-        raise ValueError(f"backend='cuda' takes depths up to {MAX_DEPTH}, got {w.shape[0]}")
     layer_params = slope_params if act.stochastic else _shared_params
     key = (act.spec.forward, act.spec.backward, layer_params, dtype)
     kernel = _KERNELS.get(key)
     if kernel is None:
         kernel = _KERNELS[key] = make_kernel(act.spec.forward, act.spec.backward,
                                               layer_params, dtype)
+    return kernel
+
+
+def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
+    """As :func:`gradkern.stats_cpu.run_chunk`, on the GPU."""
+    from numba import cuda
+
+    from .kernels_cuda import without_fma_contraction
+    from .stats_cpu import noise_tuple
+
+    dtype = np.dtype(dtype)
+    w = np.ascontiguousarray(weights, dtype=dtype)
+    if w.shape[0] > MAX_DEPTH:
+        raise ValueError(f"backend='cuda' takes depths up to {MAX_DEPTH}, got {w.shape[0]}")
+    kernel = kernel_for(act, dtype)
     n_ch = w.shape[0] + 2
     code, dp = dist.kernel_params()
     F = cuda.device_array((n_blocks, n_ch, 4), np.float64)

@@ -78,3 +78,33 @@ def test_no_flush_to_zero_outside_libdevice(report):
     for key, facts in report.items():
         if facts["approx_or_ftz"]:
             assert key.split("/")[0] in F64_IN_FLOAT32, key
+
+
+#: sweep kernels compiled below: piecewise, stochastic, smooth, both dtypes
+SWEEP_CASES = [("ReLU", "float32"), ("RReLU", "float32"), ("Tanh", "float32"),
+               ("LogSigmoid", "float32"), ("Softplus", "float64"), ("Hardshrink", "float64")]
+
+
+def test_sweep_kernels_compile_for_the_gpu():
+    """The fused sweep kernel (stats_cuda_kernel) is tested bit-identical to
+    the CPU on the simulator, which runs its body as Python; here NVVM takes
+    the real kernel: the lane-pair walk, its local arrays and the inlined draw,
+    chain and accumulation compile with no call left, no contracted or
+    approximate arithmetic (``accumulate`` and the draws use explicit fma only)."""
+    code = ("import json, gradkern as gk\n"
+            "from gradkern.cuda_ptx import compile_stats_ptx, nvvm_available, ptx_facts\n"
+            f"cases = {SWEEP_CASES!r}\n"
+            "print(json.dumps({f'{n}/{d}': ptx_facts(compile_stats_ptx(gk.activation(n), d))\n"
+            "                  for n, d in cases} if nvvm_available() else None))")
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads(out.stdout.splitlines()[-1])
+    if data is None:
+        pytest.skip("NVVM not available (install numba-cuda[cu13])")
+    assert set(data) == {f"{n}/{d}" for n, d in SWEEP_CASES}
+    for key, facts in data.items():
+        assert facts["instructions"] > 1000, key
+        assert facts["calls"] == 0, f"{key}: device functions should be inlined"
+        assert facts["fma_contracted"] == 0 and facts["approx_or_ftz"] == 0, key
+        assert facts["f64"] > 0, key  # the float64 accumulators
