@@ -9,7 +9,10 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["gradkern", "gradkern.*"]),
     python_requires=">=3.10",
-    install_requires=["numpy>=1.24", "numba>=0.59"],
+    # tbb: numba's TBB threading layer (fork-safe, and the calling thread does
+    # the work itself when the machine is busy: see docs/internals.md)
+    install_requires=["numpy>=1.24", "numba>=0.59",
+                      "tbb>=2021.6; platform_machine == 'x86_64' and sys_platform == 'linux'"],
     extras_require={
         # torch==2.13.0 is what the conventions were measured on; install it first
         # (CPU build) so pip does not pull a CUDA build for a looser pin

@@ -6,12 +6,17 @@
 """
 from .activations import ACTIVATIONS, Activation, activation
 from .api import BACKENDS, ChainGrad, chain_grad
+from .errors import (BackendUnavailableError, GradkernWarning, KernelCacheWarning,
+                     ManifestMismatch, SweepDirectoryError, SweepDirectoryWarning,
+                     TaskTimeoutError)
 from .dists import Dist, draw, rrelu_slopes
 from .sweep_api import SweepResult, load as load_sweep, sweep
 
 __version__ = "0.1.0"
 __all__ = ["ACTIVATIONS", "Activation", "activation", "ChainGrad", "chain_grad", "BACKENDS",
-           "reference", "sweep", "SweepResult", "load_sweep", "Dist", "draw", "rrelu_slopes"]
+           "reference", "sweep", "SweepResult", "load_sweep", "Dist", "draw", "rrelu_slopes",
+           "BackendUnavailableError", "SweepDirectoryError", "ManifestMismatch",
+           "TaskTimeoutError", "GradkernWarning", "KernelCacheWarning", "SweepDirectoryWarning"]
 
 
 def __getattr__(name):

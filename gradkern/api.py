@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import BackendUnavailableError
 from .activations import Activation, activation as _activation, from_torch, is_torch_module
 from .kernels_cpu import empty_noise
 
@@ -25,11 +26,6 @@ BACKENDS = {
     "native": ".backend_native",  # cuda/ C++ on the host (g++, OpenMP): make -C cuda
     "native-cuda": ".backend_native_cuda",  # cuda/ CUDA C++ (nvcc), needs a GPU
 }
-
-
-class BackendUnavailableError(RuntimeError):
-    """A known backend that cannot run here: its library is not built, or it
-    needs a GPU there is none of.  The message says what to do."""
 
 
 class _ChainGradFields(NamedTuple):

@@ -16,13 +16,11 @@ import io
 import json
 import os
 
+from .errors import ManifestMismatch
+
 __all__ = ["Store", "atomic_write", "ManifestMismatch"]
 
 FORMAT = "gradkern-sweep/1"
-
-
-class ManifestMismatch(ValueError):
-    pass
 
 
 def atomic_write(path, text):
