@@ -4,11 +4,11 @@ Nothing here knows about activations; it only makes compiled code faithful
 (FMA where PyTorch fuses) and cheap to start (cache hits in a second process).
 """
 import hashlib
-import os
 
 from llvmlite import ir
-from numba.core.caching import FunctionCache
 from numba.core.extending import intrinsic
+
+from ._kernel_cache import KernelCache
 
 __all__ = ["fma", "float_bits", "bits_float", "cache_kernel"]
 
@@ -34,36 +34,10 @@ def fma(typingctx, a, b, c):
     return sig, codegen
 
 
-class _KeyedCache(FunctionCache):
-    """Disk cache for kernels built by a factory (closures).
-
-    Numba keys a closure's cache entry by a pickle of its cell contents; a
-    pickled dispatcher carries a per-process id, so every new process misses
-    and recompiles (measured: 0.5 s per activation and dtype).  Here the key is
-    given explicitly: the names and bytecode of the scalar functions the kernel
-    closes over and the stamp of the files that define them, so an edited
-    formula still invalidates the entry.
-    """
-
-    def __init__(self, py_func, key):
-        super().__init__(py_func)
-        self._gradkern_key = key
-
-    def _index_key(self, sig, codegen):
-        code = hashlib.sha256(self._py_func.__code__.co_code).hexdigest()
-        key = hashlib.sha256(self._gradkern_key.encode()).hexdigest()
-        return (sig, codegen.magic_tuple(), (code, key))
-
-
 def _function_key(fn, depth=0):
     py = getattr(fn, "py_func", fn)
     code = py.__code__
-    path = code.co_filename
-    try:
-        st = os.stat(path)
-        stamp = f"{st.st_mtime_ns}:{st.st_size}"
-    except OSError:
-        stamp = "?"
+    # the source itself is covered by the package stamp (_kernel_cache)
     digest = hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()
     # a factory's closures share their code: what tells them apart is what they
     # close over (a key without it once served a uniform-input sweep kernel
@@ -76,31 +50,21 @@ def _function_key(fn, depth=0):
         elif isinstance(value, (bool, int, float, str)):
             cells.append(repr(value))
     closure = hashlib.sha256("|".join(cells).encode()).hexdigest() if cells else "-"
-    return f"{py.__module__}.{py.__qualname__}:{digest}:{closure}:{path}:{stamp}"
-
-
-def _package_stamp():
-    """mtime and size of every module of gradkern: a kernel inlines code from
-    several of them (scalar -> _vecmath -> _numba_util), and an edit to any must
-    invalidate its cache entry -- keying on the closed-over functions' own file
-    missed an edit to _vecmath and served the old tanh."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    stamps = []
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            st = os.stat(os.path.join(here, name))
-            stamps.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
-    return ";".join(stamps)
+    return f"{py.__module__}.{py.__qualname__}:{digest}:{closure}"
 
 
 def cache_kernel(dispatcher, *parts):
     """Give ``dispatcher`` (a factory-made ``numba.njit`` closure) a disk cache
     keyed by ``parts`` -- the jitted scalar functions it closes over, and strings
-    for any other closure constant that changes the code -- and by the state of
-    every gradkern module."""
+    for any other closure constant that changes the code -- and by the source
+    of every gradkern module (see ``_kernel_cache``).
+
+    Numba would key a closure's entry by a pickle of its cell contents, and a
+    pickled dispatcher carries a per-process id, so every new process would
+    miss and recompile (measured: 0.5 s per activation and dtype).
+    """
     key = "|".join(p if isinstance(p, str) else _function_key(p) for p in parts)
-    key += "|" + _package_stamp()
-    dispatcher._cache = _KeyedCache(dispatcher.py_func, key)
+    dispatcher._cache = KernelCache(dispatcher.py_func, key, dispatcher.py_func.__name__)
     return dispatcher
 
 

@@ -208,9 +208,10 @@ def bytes_per_sample(depth, dtype):
 def _floor_kernel():
     import numba
 
+    from ._numba_util import cache_kernel
     from .kernels_cpu import BLOCK, CHUNKS_PER_THREAD
 
-    @numba.njit(parallel=True, error_model="numpy", cache=True)
+    @numba.njit(parallel=True, error_model="numpy")
     def floor(x, out_y, out_gw, out_gx, n_threads):
         n = x.shape[0]
         n_layers = out_gw.shape[1]
@@ -231,7 +232,7 @@ def _floor_kernel():
                     for j in range(m):
                         gwb[j, k] = xb[j]
 
-    return floor
+    return cache_kernel(floor, "memory-floor")
 
 
 def _memory_floor(x, act, w):

@@ -10,9 +10,12 @@ except the histogram increments.  Nothing of size N is ever allocated: a call
 covers a chunk of whole blocks and returns their partials (memory ~ chunk
 blocks x channels x 356 histogram columns).
 """
+import contextlib
+
 import numba
 import numpy as np
 
+from . import _threads
 from ._numba_util import cache_kernel
 from .dists import filler
 from .kernels_cpu import make_block_chain
@@ -22,11 +25,11 @@ from .stats import (BLOCK, LANES, Partials, accumulate_lanes, close_lanes, empty
 __all__ = ["run_chunk", "get_stats_kernel"]
 
 
-def _make_stats_kernel(forward, backward, stochastic, code):
+def _make_stats_kernel(forward, backward, stochastic, code, parallel=True):
     block_chain = make_block_chain(forward, backward, stochastic)
     fill_x = filler(code)
 
-    @numba.njit(parallel=True, error_model="numpy")
+    @numba.njit(parallel=parallel, error_model="numpy")
     def stats_kernel(dp, seed, n_total, block0, block_size, w, p, noise, F, MM, H):
         n_layers = w.shape[0]
         n_ch = n_layers + 2
@@ -78,21 +81,22 @@ def _make_stats_kernel(forward, backward, stochastic, code):
     # the kind by number: the four pair fillers are one closure's code (a key
     # from fill_x's bytecode alone served a uniform kernel for a normal sweep)
     return cache_kernel(stats_kernel, forward, backward, fill_x, f"stochastic={stochastic}",
-                        f"dist_kind={code}")
+                        f"dist_kind={code}", f"parallel={parallel}")
 
 
 _KERNELS = {}
 
 
-def get_stats_kernel(spec, stochastic, code):
+def get_stats_kernel(spec, stochastic, code, parallel=True):
     """The compiled fused kernel for an activation spec and distribution kind
     ``code`` (built once per process, cached on disk per dtype like the chain
-    kernels)."""
-    key = (spec.forward, spec.backward, stochastic, code)
+    kernels); the serial build only where parallel regions cannot run
+    (``_threads.parallel_allowed``)."""
+    key = (spec.forward, spec.backward, stochastic, code, parallel)
     kernel = _KERNELS.get(key)
     if kernel is None:
         kernel = _KERNELS[key] = _make_stats_kernel(spec.forward, spec.backward, stochastic,
-                                                    code)
+                                                    code, parallel)
     return kernel
 
 
@@ -128,7 +132,9 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     n_channels = w.shape[0] + 2
     F, MM, H = empty_partials(n_blocks, n_channels)
     code, dp = dist.kernel_params()
-    kernel = get_stats_kernel(act.spec, act.stochastic, code)
-    kernel(dp, np.uint64(seed), np.int64(n_total), np.int64(block0), np.int64(BLOCK), w,
-           act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)
+    parallel = _threads.parallel_allowed()
+    kernel = get_stats_kernel(act.spec, act.stochastic, code, parallel)
+    with _threads.launch() if parallel else contextlib.nullcontext():
+        kernel(dp, np.uint64(seed), np.int64(n_total), np.int64(block0), np.int64(BLOCK), w,
+               act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)
     return Partials(block0, F, MM, H.sum(axis=0))
