@@ -8,13 +8,74 @@
 One pair per (distribution, weight) of the grid; with more than one pair the
 files are ``layers-<k>.png`` / ``heatmap-<k>.png`` and each title names its
 pair.  Imported only by ``gradkern plot`` and ``sweep --out``.
+
+gradkern never replaces a file it did not write: each PNG carries a
+``Software: gradkern <version>`` text chunk, and outside a sweep directory
+(whose file names are gradkern's) an existing PNG without it is refused.
 """
+import errno
+import io
 import math
 import os
+import struct
 
 import numpy as np
 
 __all__ = ["plot_sweep", "plot_dir"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _software():
+    from . import __version__
+
+    return f"gradkern {__version__}"
+
+
+def png_software(path):
+    """The ``Software`` tEXt value of the PNG at ``path``; None if it has none
+    or is not a PNG.  Reads chunk headers up to the image data only."""
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return None
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", head)
+            if kind in (b"IDAT", b"IEND"):  # matplotlib writes its text before the image
+                return None
+            if kind == b"tEXt":
+                key, _, value = f.read(length).partition(b"\0")
+                if key == b"Software":
+                    return value.decode("latin-1")
+                f.seek(4, os.SEEK_CUR)
+            else:
+                f.seek(length + 4, os.SEEK_CUR)
+
+
+def _check_replace(path, own_dir):
+    """Refuse to replace an existing ``path`` that gradkern did not write."""
+    if own_dir or not os.path.lexists(path):
+        return
+    try:
+        ours = (png_software(path) or "").startswith("gradkern ")
+    except OSError:
+        ours = False
+    if not ours:
+        raise FileExistsError(
+            errno.EEXIST, "not written by gradkern, so gradkern does not replace it; move it "
+            "or choose another output directory", path)
+
+
+def _save(fig, path, plt):
+    """``fig`` to ``path`` as a PNG marked as gradkern's, atomically."""
+    from .sweep_store import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": _software()})
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
 
 
 def _groups(result):
@@ -80,8 +141,7 @@ def plot_layers(result, dist, weight, path, plt):
     ax.legend(fontsize=7.5, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5),
               frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path, plt)
     return path
 
 
@@ -103,8 +163,7 @@ def plot_heatmap(result, dist, weight, path, plt):
             zero[i, j] = True
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.32 * len(depths)), 1.4 + 0.3 * len(acts)),
                            dpi=110)
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")  # set_bad: deprecated in 3.11
     im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, interpolation="nearest")
     for i, j in zip(*np.nonzero(zero)):
         ax.text(j, i, "0", ha="center", va="center", fontsize=7, color="0.3")
@@ -115,28 +174,38 @@ def plot_heatmap(result, dist, weight, path, plt):
     ax.set_title(f"log10 mean |df/dw_1|, x ~ {dist}, weights {weight:g}", fontsize=10)
     fig.colorbar(im, ax=ax, label="log10 mean |df/dw_1|")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path, plt)
     return path
 
 
 def plot_sweep(result, outdir):
-    """Draw the plots of a :class:`~gradkern.sweep.SweepResult` into ``outdir``;
-    return the paths written."""
+    """Draw the plots of a :class:`~gradkern.sweep.SweepResult` into ``outdir``
+    (created if missing); return the paths written.
+
+    Outside a sweep directory an existing PNG of the same name that gradkern
+    did not write is not replaced: FileExistsError names it, before any plot
+    is drawn.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .sweep_store import is_sweep_dir
+
     os.makedirs(outdir, exist_ok=True)
     groups = _groups(result)
+    names = [(dist, weight, f"{name}{f'-{k}' if len(groups) > 1 else ''}.png", fn)
+             for k, (dist, weight) in enumerate(groups, 1)
+             for fn, name in ((plot_layers, "layers"), (plot_heatmap, "heatmap"))]
+    own_dir = is_sweep_dir(outdir)
+    for _, _, name, _ in names:
+        _check_replace(os.path.join(outdir, name), own_dir)
     paths = []
-    for k, (dist, weight) in enumerate(groups, 1):
-        suffix = f"-{k}" if len(groups) > 1 else ""
-        for fn, name in ((plot_layers, "layers"), (plot_heatmap, "heatmap")):
-            p = fn(result, dist, weight, os.path.join(outdir, f"{name}{suffix}.png"), plt)
-            if p:
-                paths.append(p)
+    for dist, weight, name, fn in names:
+        p = fn(result, dist, weight, os.path.join(outdir, name), plt)
+        if p:
+            paths.append(p)
     return paths
 
 

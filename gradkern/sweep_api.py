@@ -9,7 +9,6 @@ workers, so the numbers depend on (grid, N, seed, dtype) only.
 """
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 
@@ -30,6 +29,9 @@ STREAM = "philox4x32-10/gradkern-2"
 #: default chunk: 256 blocks = 1,048,576 samples, ~0.1 s of work on 2 cores;
 #: memory ~ 256 x channels x 354 x 8 B of histograms (3.6 MB at depth 3)
 CHUNK_BLOCKS = 256
+#: Dask task timeout: far above a chunk's ~0.1 s and a fresh worker's
+#: first-task kernel compile (5-60 s on 2 cores)
+TASK_TIMEOUT = 600.0
 
 ROW_COLUMNS = ("point", "activation", "depth", "dist", "weight", "layer", "samples", "seed",
                "dtype", "mean_abs_grad", "mean_grad", "rms_grad", "min_grad", "max_grad",
@@ -247,6 +249,20 @@ def _chunk_runner(backend):
     return run_chunk
 
 
+def _task_timeout(value):
+    """``task_timeout``: seconds > 0, or None for no limit."""
+    if value is None:
+        return None
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"task_timeout must be a number of seconds or None, "
+                        f"got {value!r}") from None
+    if not t > 0 or math.isinf(t):
+        raise ValueError(f"task_timeout must be > 0 seconds and finite, got {value!r}")
+    return t
+
+
 def local_chunks(point, samples, seed, dtype, backend, chunk_blocks):
     """Partials of a point, chunk by chunk, in block order (this process)."""
     run_chunk = _chunk_runner(backend)
@@ -260,7 +276,8 @@ def local_chunks(point, samples, seed, dtype, backend, chunk_blocks):
 
 def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=10**6, seed=0,
           *, backend="auto", dtype="float32", out=None, resume=False, progress=False,
-          dask=None, threads=None, chunk_blocks=CHUNK_BLOCKS, on_point=None):
+          dask=None, threads=None, chunk_blocks=CHUNK_BLOCKS, on_point=None,
+          task_timeout=TASK_TIMEOUT):
     """Gradient statistics over a grid, from in-kernel random inputs.
 
     Parameters
@@ -286,10 +303,17 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
     dtype : {"float32", "float64"}
         Dtype of the chain (statistics are always accumulated in float64).
     out : path, optional
-        Directory to write the manifest and each point as it finishes.
+        Directory to write the manifest and each point as it finishes.  It
+        is created with its parents if missing; an existing one must be
+        empty, or hold a sweep (continued with ``resume``): gradkern never
+        writes into a non-empty directory that is not a sweep directory
+        (SweepDirectoryError), and there only under its own file names.
     resume : bool
         Continue the sweep in ``out``: finished points are read back, not
-        recomputed; the grid, N, seed and dtype must be the same.
+        recomputed; the grid, N, seed and dtype must be the same.  Each
+        point file is checked against the manifest and its checksum: a
+        damaged one is named in a SweepDirectoryWarning and recomputed, a
+        foreign file in ``points/`` named and left alone.
     progress : bool
         Progress bar on stderr (only drawn when stderr is a terminal).
     dask : str or distributed.Client, optional
@@ -302,6 +326,12 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         Blocks of 4096 samples per kernel call (memory; never the results).
     on_point : callable, optional
         Called with each finished point's record (used by the CLI and tests).
+    task_timeout : float or None
+        With ``dask``: seconds a task may take once the sweep waits for it
+        (the first task on a fresh worker compiles kernels, 5-60 s) before it
+        is resubmitted to the other workers, at most twice; then
+        TaskTimeoutError names the point and chunk (finished points stay in
+        ``out`` for ``resume``).  None waits forever.
 
     Returns
     -------
@@ -319,13 +349,7 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         raise ValueError("chunk_blocks must be >= 1")
     grid = make_grid(activations, depths, dists, weights)
     backend = resolve_backend(backend)
-    old_threads = None
-    if threads is not None and dask is None:
-        import numba
-
-        old_threads = numba.get_num_threads()
-        numba.set_num_threads(int(threads))
-
+    task_timeout = _task_timeout(task_timeout)
     store, records = None, {}
     if out is not None:
         from .sweep_store import Store
@@ -334,11 +358,18 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         manifest = {"stream": STREAM, "block": BLOCK, "lanes": LANES, "seed": seed,
                     "samples": samples, "dtype": str(dtype),
                     "grid": [p.describe() for p in grid]}
-        for i in store.open(manifest, resume):
-            records[i] = store.read_point(i)
-        if records:
+        records = store.open(manifest, resume)
+        if resume:
+            # rebuilt from the verified points: rows of a damaged point go
             store.write_tables(SweepResult(records.values()))
     todo = [p for p in grid if p.index not in records]
+    # set after the directory's checks, which may raise: only the finally below restores it
+    old_threads = None
+    if threads is not None and dask is None:
+        import numba
+
+        old_threads = numba.get_num_threads()
+        numba.set_num_threads(int(threads))
 
     from .progress import Progress
 
@@ -351,7 +382,7 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
 
             client = get_client(dask, threads)
             chunks_of = dask_point_chunks(client, todo, samples, seed, dtype, backend,
-                                          chunk_blocks)
+                                          chunk_blocks, task_timeout)
         else:
             def chunks_of(p):
                 return local_chunks(p, samples, seed, dtype, backend, chunk_blocks)
@@ -387,10 +418,13 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
 
 
 def load(path):
-    """The SweepResult of the finished points in a sweep directory."""
+    """The SweepResult of the finished points in a sweep directory.
+
+    Each point file is checked against the manifest and its checksum; a
+    damaged one is named in a SweepDirectoryWarning and left out, and so is
+    a foreign file in ``points/``.  SweepDirectoryError where ``path`` holds
+    no sweep.
+    """
     from .sweep_store import Store
 
-    store = Store(path)
-    if store.read_manifest() is None:
-        raise ValueError(f"{os.fspath(path)} holds no sweep (no manifest.json)")
-    return SweepResult(store.records())
+    return SweepResult(Store(path).load_points().values())

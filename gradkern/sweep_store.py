@@ -1,7 +1,8 @@
 """A sweep's directory: manifest, one file per finished point, tidy tables.
 
     DIR/manifest.json        the grid, seed, samples, dtype, block size, stream
-    DIR/points/00012.json    point 12: its per-layer statistics and histograms
+    DIR/points/00012.json    point 12: its per-layer statistics and histograms,
+                             the stream and a sha256 of the rest
     DIR/results.csv|.json    the tidy table (one row per point and layer),
                              rebuilt from points/ (appended to while running)
     DIR/points.csv           per-point statistics of df/dx and the output
@@ -10,28 +11,77 @@ A point file is written to a temporary name, fsync'ed and renamed, so after
 Ctrl-C or ``kill -9`` a point is either complete or absent: ``--resume``
 loses at most the point in flight.  The manifest must match on resume, so a
 directory never mixes two different sweeps.
+
+Nothing in a directory is trusted: on resume and on load every file in
+``points/`` is checked against the manifest (its name, index, grid point,
+stream, seed, N, dtype) and against its own checksum.  A damaged point is
+named in a :class:`~gradkern.errors.SweepDirectoryWarning` and recomputed
+(resume) or left out (load); a file that is not one of the grid's points is
+named and left alone.  gradkern writes only into a new or empty directory, or
+into one holding its own manifest, and only under its own file names there;
+its temporary files are removed on every failure path, and those a killed
+process left behind are removed on resume.
 """
 import csv
+import hashlib
 import io
 import json
 import os
+import re
+import warnings
 
-from .errors import ManifestMismatch
+from .errors import ManifestMismatch, SweepDirectoryError, SweepDirectoryWarning
 
-__all__ = ["Store", "atomic_write", "ManifestMismatch"]
+__all__ = ["Store", "atomic_write", "is_sweep_dir", "ManifestMismatch"]
 
+#: the directory layout; unchanged by the checksum, which is a new field of
+#: the point files: a point file without one (an older gradkern's) is treated
+#: as unverifiable and recomputed on resume, so an older directory still resumes
 FORMAT = "gradkern-sweep/1"
+MANIFEST = "manifest.json"
+#: atomic_write's temporary names: ``.<name>.<pid>.tmp`` next to ``<name>``
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.\d+\.tmp")
+#: the names atomic_write gives gradkern's own files in a sweep directory
+_OWN_NAMES = re.compile(r"manifest\.json|results\.csv|results\.json|points\.csv"
+                        r"|\d{5,}\.json|[\w-]+\.png")
+_POINT_NAME = re.compile(r"\d{5,}\.json")
+#: fields the store adds to a point record in its file, checked and dropped on read
+STREAM_KEY, CHECKSUM_KEY = "stream", "sha256"
+#: a record's fields that must equal its grid point in the manifest, and the run's
+_GRID_KEYS = ("point", "activation", "params", "depth", "dist", "weight")
+_RUN_KEYS = ("seed", "samples", "dtype")
+_MISSING = object()
+#: file names listed in one warning before "... and N more"
+_LIST_MAX = 10
 
 
-def atomic_write(path, text):
-    """Write ``text`` to ``path`` via temp file + fsync + rename (+ dir fsync)."""
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _is_own_temp(name):
+    m = _TEMP_NAME.fullmatch(name)
+    return m is not None and _OWN_NAMES.fullmatch(m.group("name")) is not None
+
+
+def _quietly(fn, *args):
+    try:
+        fn(*args)
+    except OSError:
+        pass
+
+
+def _named(exc, path):
+    """``exc`` (an OSError) as one naming ``path``, the file the caller wrote:
+    ``[Errno 28] No space left on device: 'DIR/points/00003.json'``."""
+    if exc.errno is None:
+        return OSError(f"{exc}: {os.fspath(path)!r}")
+    return OSError(exc.errno, exc.strerror or str(exc), os.fspath(path))
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_dir(d):
     try:
         fd = os.open(d, os.O_RDONLY)
         try:
@@ -40,6 +90,34 @@ def atomic_write(path, text):
             os.close(fd)
     except OSError:  # some filesystems refuse fsync on a directory
         pass
+
+
+def atomic_write(path, data):
+    """Write ``data`` (str, as UTF-8, or bytes) to ``path``: temp file, fsync,
+    rename, directory fsync.  On any failure the temp file is removed and
+    ``path`` is untouched; an OSError names ``path``."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    d, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(d, f".{name}.{os.getpid()}.tmp")
+    fd = None
+    try:
+        # raw os.write: a buffered file would flush again on close after a
+        # failed write and chain a second ENOSPC onto the first
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        _write_all(fd, data)
+        os.fsync(fd)
+        closing, fd = fd, None
+        os.close(closing)  # close can report a deferred write error (NFS)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if fd is not None:
+            _quietly(os.close, fd)
+        _quietly(os.unlink, tmp)
+        if isinstance(exc, OSError):
+            raise _named(exc, path) from exc
+        raise
+    _fsync_dir(d)
 
 
 def _csv_text(rows, columns):
@@ -51,6 +129,49 @@ def _csv_text(rows, columns):
     return buf.getvalue()
 
 
+def _canonical(value):
+    """``value`` as it reads back from its JSON file (floats round-trip by repr)."""
+    return json.loads(json.dumps(value))
+
+
+def checksum(record):
+    """sha256 of a point record's canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _listing(items):
+    shown = ", ".join(items[:_LIST_MAX])
+    more = len(items) - _LIST_MAX
+    return shown + (f", and {more} more" if more > 0 else "")
+
+
+def read_manifest(path):
+    """The manifest of the sweep directory ``path``; None where there is no
+    ``manifest.json``; SweepDirectoryError where it is not gradkern's."""
+    mpath = os.path.join(os.fspath(path), MANIFEST)
+    try:
+        with open(mpath, "rb") as f:
+            doc = json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError) as exc:
+        doc = exc
+    if not (isinstance(doc, dict) and str(doc.get("format", "")).startswith("gradkern-sweep/")):
+        raise SweepDirectoryError(
+            f"{mpath} is not a gradkern sweep manifest, so {os.fspath(path)} is not a sweep "
+            "directory (gradkern writes a new sweep only into an empty or new directory)")
+    return doc
+
+
+def is_sweep_dir(path):
+    """Whether ``path`` is a directory holding a gradkern sweep manifest."""
+    try:
+        return read_manifest(path) is not None
+    except SweepDirectoryError:
+        return False
+
+
 class Store:
     """The directory of one sweep."""
 
@@ -60,67 +181,173 @@ class Store:
 
     @property
     def manifest_path(self):
-        return os.path.join(self.path, "manifest.json")
+        return os.path.join(self.path, MANIFEST)
 
     def read_manifest(self):
-        try:
-            with open(self.manifest_path, encoding="utf-8") as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
+        return read_manifest(self.path)
 
+    # ------------------------------------------------------------- opening
     def open(self, manifest, resume):
-        """Create the directory, or check it for ``resume``; return the set of
-        finished point indices."""
-        manifest = {"format": FORMAT, **manifest}
-        old = self.read_manifest()
-        if old is not None:
-            if not resume:
-                raise ValueError(f"{self.path} already holds a sweep; pass --resume "
-                                 "(resume=True) to continue it, or choose another directory")
-            if old != json.loads(json.dumps(manifest)):
-                diff = sorted(k for k in set(old) | set(manifest)
-                              if old.get(k) != json.loads(json.dumps(manifest.get(k))))
-                raise ManifestMismatch(
-                    f"{self.path} holds a different sweep (differs in: {', '.join(diff)}); "
-                    "resume it with the same arguments, or choose another directory")
-        os.makedirs(self.points_dir, exist_ok=True)
+        """Create the directory (with its parents), or check it for
+        ``resume``; return ``{index: record}`` of the verified finished points.
+
+        An existing directory must be empty or hold a gradkern sweep; a sweep
+        is continued only with ``resume`` and the same manifest.  Damaged
+        point files are named in a warning (and recomputed by the caller),
+        foreign files named and left alone.
+        """
+        self.manifest = _canonical({"format": FORMAT, **manifest})
+        old = self._existing_manifest()
         if old is None:
-            atomic_write(self.manifest_path, json.dumps(manifest, indent=1))
-        return set(self.done())
+            # the manifest first: a directory holding one is a sweep directory
+            atomic_write(self.manifest_path, json.dumps(self.manifest, indent=1))
+            os.makedirs(self.points_dir, exist_ok=True)
+            return {}
+        if not resume:
+            raise SweepDirectoryError(
+                f"{self.path} already holds a sweep; pass --resume (resume=True) to "
+                "continue it, or choose another directory")
+        if old != self.manifest:
+            diff = sorted(k for k in set(old) | set(self.manifest)
+                          if old.get(k) != self.manifest.get(k))
+            raise ManifestMismatch(
+                f"{self.path} holds a different sweep (differs in: {', '.join(diff)}); "
+                "resume it with the same arguments, or choose another directory")
+        os.makedirs(self.points_dir, exist_ok=True)
+        self._remove_own_temps(self.path)
+        self._remove_own_temps(self.points_dir)
+        return self.verified_points("recomputed")
 
-    def done(self):
-        """Indices of the points with a complete file."""
-        out = []
-        if os.path.isdir(self.points_dir):
-            for name in os.listdir(self.points_dir):
-                if name.endswith(".json") and not name.startswith("."):
-                    out.append(int(name[:-5]))
-        return sorted(out)
+    def _existing_manifest(self):
+        """The manifest already in the directory, or None for a new or empty
+        one (created here); refuse a file and a non-empty foreign directory."""
+        if os.path.lexists(self.path) and not os.path.isdir(self.path):
+            raise SweepDirectoryError(
+                f"{self.path} exists and is not a directory; out= (--out) names the "
+                "directory of a sweep: choose an empty or new directory")
+        if not os.path.isdir(self.path):
+            try:
+                os.makedirs(self.path)
+            except OSError as exc:
+                raise _named(exc, self.path) from exc
+            return None
+        old = self.read_manifest()
+        if old is None:
+            foreign = sorted(n for n in os.listdir(self.path) if not _is_own_temp(n))
+            if foreign:
+                raise SweepDirectoryError(
+                    f"{self.path} is not empty and holds no gradkern sweep (it has "
+                    f"{_listing(foreign)}); gradkern does not write into it: choose an empty "
+                    "or new directory")
+            self._remove_own_temps(self.path)
+        return old
 
+    def _remove_own_temps(self, d):
+        """Temp files of atomic_write left by a killed process (``kill -9``
+        runs no cleanup); gradkern's names only, nothing else is touched."""
+        for name in os.listdir(d):
+            if _is_own_temp(name):
+                _quietly(os.unlink, os.path.join(d, name))
+
+    # ------------------------------------------------------------- points
     def point_path(self, index):
         return os.path.join(self.points_dir, f"{index:05d}.json")
 
     def write_point(self, record):
-        atomic_write(self.point_path(record["point"]), json.dumps(record))
+        """Write a finished point's record with the stream and its checksum."""
+        rec = _canonical({**record, STREAM_KEY: self.manifest["stream"]})
+        rec[CHECKSUM_KEY] = checksum(rec)
+        atomic_write(self.point_path(record["point"]), json.dumps(rec))
 
-    def read_point(self, index):
-        with open(self.point_path(index), encoding="utf-8") as f:
-            return json.load(f)
+    def verified_points(self, fate):
+        """``{index: record}`` of the point files that pass every check; the
+        others are named in one SweepDirectoryWarning each for damaged ones
+        (``fate``: what happens to them) and for foreign files."""
+        records, damaged, foreign = {}, [], []
+        names = sorted(os.listdir(self.points_dir)) if os.path.isdir(self.points_dir) else []
+        n_grid = len(self.manifest["grid"])
+        for name in names:
+            if _is_own_temp(name):
+                continue
+            path = os.path.join(self.points_dir, name)
+            index = int(name[:-5]) if _POINT_NAME.fullmatch(name) else None
+            if index is None or os.path.basename(self.point_path(index)) != name \
+                    or not os.path.isfile(path):
+                foreign.append(name)
+            elif index >= n_grid:
+                foreign.append(f"{name} (the grid has points 0 to {n_grid - 1})")
+            else:
+                rec, why = self._check_point(path, index)
+                if why is None:
+                    records[index] = rec
+                else:
+                    damaged.append(f"{name} ({why})")
+        if damaged:
+            warnings.warn(SweepDirectoryWarning(
+                f"{self.points_dir}: {len(damaged)} damaged point file(s), {fate}: "
+                f"{_listing(damaged)}"), stacklevel=4)
+        if foreign:
+            warnings.warn(SweepDirectoryWarning(
+                f"{self.points_dir}: {len(foreign)} file(s) that are not this sweep's points, "
+                f"ignored and left in place: {_listing(foreign)}"), stacklevel=4)
+        return records
 
-    def records(self):
-        return [self.read_point(i) for i in self.done()]
+    def _check_point(self, path, index):
+        """(record, None) for a good point file, (None, why) for a damaged one."""
+        try:
+            with open(path, "rb") as f:
+                rec = json.loads(f.read())
+        except OSError as exc:
+            return None, f"unreadable: {exc.strerror or exc}"
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            return None, f"not valid JSON: {exc}"
+        if not isinstance(rec, dict):
+            return None, "not a point record"
+        if CHECKSUM_KEY not in rec:
+            return None, "no checksum: not written by this version of gradkern"
+        if rec.pop(CHECKSUM_KEY) != checksum(rec):
+            return None, "checksum mismatch: its content was changed"
+        expect = {**self.manifest["grid"][index], STREAM_KEY: self.manifest[STREAM_KEY],
+                  **{k: self.manifest[k] for k in _RUN_KEYS}}
+        bad = [k for k in (*_GRID_KEYS, STREAM_KEY, *_RUN_KEYS)
+               if rec.get(k, _MISSING) != expect.get(k, _MISSING)]
+        if bad:
+            return None, f"differs from the manifest's point {index} in: {', '.join(bad)}"
+        del rec[STREAM_KEY]
+        return rec, None
 
+    def load_points(self):
+        """The verified finished points of an existing sweep directory (for
+        ``load_sweep``); damaged ones are named in a warning and left out."""
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise SweepDirectoryError(f"{self.path} holds no sweep (no {MANIFEST})")
+        self.manifest = manifest
+        return self.verified_points("left out")
+
+    # ------------------------------------------------------------- tables
     def append_rows(self, rows, columns):
-        """Append rows to results.csv as points finish (flushed and fsync'ed);
+        """Append rows to results.csv as points finish (fsync'ed); on failure
+        it is cut back to its previous size, so it holds whole rows only.
         ``write_tables`` rewrites it whole from points/ at the start and end."""
         path = os.path.join(self.path, "results.csv")
-        new = not os.path.exists(path)
-        with open(path, "a", encoding="utf-8") as f:
-            text = _csv_text(rows, columns)
-            f.write(text if new else text.split("\n", 1)[1])
-            f.flush()
-            os.fsync(f.fileno())
+        text = _csv_text(rows, columns)
+        fd = size = None
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            size = os.fstat(fd).st_size
+            _write_all(fd, (text if size == 0 else text.split("\n", 1)[1]).encode("utf-8"))
+            os.fsync(fd)
+            closing, fd = fd, None
+            os.close(closing)
+        except BaseException as exc:
+            if fd is not None:
+                _quietly(os.close, fd)
+            if size is not None:
+                _quietly(os.truncate, path, size)
+            if isinstance(exc, OSError):
+                raise _named(exc, path) from exc
+            raise
 
     def write_tables(self, table):
         """results.csv, results.json and points.csv from a SweepResult."""
