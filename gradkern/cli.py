@@ -7,13 +7,28 @@
                    [--libs gradkern-cpu,torch-batched,jax,memory-floor] [--json] [--out F]
     gradkern sweep --activations all --depths 1-30 --dist normal:0,1 --samples 1e9 --out DIR
     gradkern plot DIR
+
+Errors are one line on stderr, ``gradkern COMMAND: error: ...``, and an exit
+code (:data:`EXIT_CODES`); ``--debug`` or ``GRADKERN_DEBUG=1`` adds the traceback.
 """
 import argparse
 import json
 import os
 import sys
 
-__all__ = ["main"]
+__all__ = ["main", "EXIT_CODES"]
+
+#: exit codes: a run that completed but whose check disagreed, and an
+#: unexpected exception (a bug), both give 1, so scripts treat both as failure
+EXIT_FAILED = 1
+EXIT_USER_ERROR = 2  # the same code argparse gives a bad command line
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`'s yes
+EXIT_CODES = {0: "success", EXIT_FAILED: "a check failed, or an unexpected error (a bug)",
+              EXIT_USER_ERROR: "a user error: bad argument, no GPU, unreachable Dask scheduler, "
+                               "unwritable or full disk, missing optional package, ...",
+              EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+              EXIT_BROKEN_PIPE: "standard output closed early (as by `| head`)"}
 
 
 def _table(headers, rows):
@@ -37,6 +52,36 @@ def _ints(text):
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def _positive_ints(text):
+    values = _ints(text)
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _sizes(text):
+    """``1e6,1e7`` -> [1000000, 10000000]; ``1e400`` or ``inf`` is an argument error (int() of
+    it raises OverflowError, which argparse would not catch)."""
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+        if values and min(values) >= 1:
+            return values
+    except (ValueError, OverflowError):
+        pass
+    raise argparse.ArgumentTypeError(
+        f"expected comma-separated sizes >= 1 such as 1e6, got {text!r}")
 
 
 def _param(text):
@@ -76,7 +121,7 @@ def cmd_chain(args):
 
     act = activation(args.activation, **dict(args.param or []))
     r = chain(act, depth=args.depth, x=args.x, weights=args.weights, dtype=args.dtype,
-              seed=args.seed)
+              torch_seed=args.torch_seed)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
@@ -88,6 +133,16 @@ def cmd_chain(args):
         print(f"\noutput {r['output']!r} (autograd {r['autograd_output']!r}); "
               f"d out/dx {r['input_grad']!r} (autograd {r['autograd_input_grad']!r})")
     return 0 if r["agree"] else 1
+
+
+def _check_backend(backend):
+    """A one-sample chain on ``backend``: an unknown or unusable backend (no GPU, library not
+    built) is an error before any output, not after the header."""
+    import numpy as np
+
+    from .api import chain_grad
+
+    chain_grad(np.zeros(1, np.float32), "ReLU", np.ones(1, np.float32), backend=backend)
 
 
 def cmd_verify(args):
@@ -102,6 +157,7 @@ def cmd_verify(args):
     if unknown:
         print(f"unknown activation(s) {unknown}; valid: {', '.join(ACTIVATIONS)}", file=sys.stderr)
         return 2
+    _check_backend(args.backend)
     print(f"gradkern verify: backend {args.backend}, seed {seed}, depths {args.depths}, "
           f"weight sets ones/signed/zero/random, against torch autograd", file=sys.stderr)
     groups = {}
@@ -195,16 +251,12 @@ def cmd_bench(args):
 def cmd_sweep(args):
     from .sweep_api import sweep
 
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out DIR, the directory of the sweep to continue")
     dists = args.dist or ["normal:0,1"]
-    try:
-        res = sweep(args.activations, args.depths, dists, args.weights, args.samples, args.seed,
-                    backend=args.backend, dtype=args.dtype, out=args.out, resume=args.resume,
-                    progress=not args.quiet, dask=args.dask, threads=args.threads)
-    except KeyboardInterrupt:
-        if args.out:
-            print(f"\ngradkern sweep: interrupted; finished points are in {args.out}; "
-                  "continue with the same arguments and --resume", file=sys.stderr)
-        raise
+    res = sweep(args.activations, args.depths, dists, args.weights, args.samples, args.seed,
+                backend=args.backend, dtype=args.dtype, out=args.out, resume=args.resume,
+                progress=not args.quiet, dask=args.dask, threads=args.threads)
     plots = []
     if args.out and not args.no_plots:
         try:
@@ -285,11 +337,32 @@ def add_sweep_commands(sub):
 
 
 # ---------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """The parser of gradkern and of each command: options by their full names only (no
+    prefix matching, so that a wrong option such as ``chain --seed`` is refused rather than
+    taken for another one), and ``--debug`` before or after the command."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(**kwargs)
+        # SUPPRESS: a command's parser sets the flag only when given, so it does not
+        # reset a --debug given before the command
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="on an error, print the full traceback (also: GRADKERN_DEBUG=1)")
+
+
+def _epilog():
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items()) \
+        + "\n\nErrors are one line, `gradkern COMMAND: error: ...`, on stderr; --debug shows " \
+          "the traceback."
+
+
 def build_parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="gradkern",
         description="Closed-form chain-rule gradients of activation chains, checked "
-                    "against PyTorch autograd.")
+                    "against PyTorch autograd.",
+        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -312,7 +385,9 @@ def build_parser():
     c.add_argument("--x", type=float, default=100.0, help="the input (default 100)")
     c.add_argument("--weights", type=_floats, help="comma-separated weights w1,w2,... (default ones)")
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    c.add_argument("--seed", type=int, help="torch seed for RReLU's training-mode noise")
+    c.add_argument("--torch-seed", type=int,
+                   help="seed of torch's generator for RReLU's training-mode noise in the "
+                        "autograd run; the kernel is given the noise torch drew")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.set_defaults(func=cmd_chain)
 
@@ -323,7 +398,7 @@ def build_parser():
     f.add_argument("--backend", default="cpu", help="backend to check: cpu (default), or native / native-cuda "
                    "(the C++/CUDA libraries of cuda/, built by `make -C cuda`)")
     f.add_argument("--seed", type=int, help="seed for the random inputs (default: fresh)")
-    f.add_argument("--depths", type=_ints, default=[1, 3, 4, 30],
+    f.add_argument("--depths", type=_positive_ints, default=[1, 3, 4, 30],
                    help="comma-separated depths (default 1,3,4,30)")
     f.add_argument("--activations", type=lambda s: [a.strip() for a in s.split(",") if a.strip()],
                    help="comma-separated activation names (default all)")
@@ -338,36 +413,114 @@ def build_parser():
                                    "only: the bandwidth bound).")
     b.add_argument("--activations", type=lambda s: [a.strip() for a in s.split(",") if a.strip()],
                    default=["Tanh", "ReLU"], help="comma-separated names, or all (default Tanh,ReLU)")
-    b.add_argument("--sizes", type=lambda s: [int(float(v)) for v in s.split(",") if v.strip()],
+    b.add_argument("--sizes", type=_sizes,
                    default=[10**6, 10**7], help="comma-separated N (default 1e6,1e7)")
     b.add_argument("--dtypes", type=lambda s: [d.strip() for d in s.split(",") if d.strip()],
                    default=["float32"], help="float32 and/or float64 (default float32)")
     b.add_argument("--libs", type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
                    default=["gradkern-cpu", "torch-batched", "jax", "memory-floor"],
                    help="comma-separated libs, the first is the reference of the ratios")
-    b.add_argument("--depth", type=int, default=3, help="layers (default 3)")
-    b.add_argument("--repeat", type=int, default=5, help="timed calls per case, best kept (default 5)")
+    b.add_argument("--depth", type=_positive_int, default=3, help="layers (default 3)")
+    b.add_argument("--repeat", type=_positive_int, default=5,
+                   help="timed calls per case, best kept (default 5)")
     b.add_argument("--out", help="also write the JSON here")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_bench)
     add_sweep_commands(sub)
+    p.commands = sub.choices
     return p
 
 
-def main(argv=None):
-    from .api import BackendUnavailableError
+def _debug_wanted(args):
+    return getattr(args, "debug", False) or os.environ.get("GRADKERN_DEBUG", "") not in ("", "0")
 
+
+def _user_errors():
+    """The exceptions that mean "the input or the machine is not as needed", not "gradkern has
+    a bug": bad values (ValueError, and TypeError, the type of bad input by gradkern's rules),
+    files, disks and networks (OSError: also TimeoutError, TaskTimeoutError, connection
+    errors), memory asked for (MemoryError), an optional dependency not installed
+    (ImportError: torch, matplotlib, dask, numba-cuda load only when used) and a backend this
+    machine cannot run.  Anything else (KeyError, OverflowError, RuntimeError, ...) is
+    reported as unexpected."""
+    from .errors import BackendUnavailableError
+
+    types = (ValueError, TypeError, OSError, MemoryError, ImportError, BackendUnavailableError)
+    # backend_cuda's own class (a RuntimeError); loaded if and only if it can have been raised
+    cuda = sys.modules.get(f"{__package__}.backend_cuda")
+    return types + ((cuda.CudaUnavailableError,) if cuda is not None else ())
+
+
+def _one_line(exc):
+    """The exception's message on one line (Dask's and numba's span several; numba's
+    driver errors end in " :")."""
+    return " ".join(str(exc).split()).rstrip(" :") or type(exc).__name__
+
+
+def _interrupted(args):
+    msg = f"gradkern {args.command}: interrupted"
+    if args.command == "sweep" and args.out:
+        msg += (f"; finished points are in {args.out}; continue with the same arguments "
+                "and --resume")
+    return msg
+
+
+def _report(args, exc):
+    """The error line and exit code of an exception that ended a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        return _interrupted(args), EXIT_INTERRUPTED
+    if isinstance(exc, _user_errors()):
+        return f"gradkern {args.command}: error: {_one_line(exc)}", EXIT_USER_ERROR
+    return (f"gradkern {args.command}: error: unexpected {type(exc).__name__}: "
+            f"{_one_line(exc)} (a bug in gradkern? re-run with --debug for the traceback "
+            "and report it)", EXIT_FAILED)
+
+
+def _print_traceback(exc):
+    import traceback
+
+    traceback.print_exception(type(exc), exc, exc.__traceback__)
+
+
+def _stdout_closed(exc, debug):
+    """Python's recipe for a reader that closed our stdout (``gradkern ... | head -1``):
+    point fd 1 at /dev/null, so that the flush at exit does not raise again (and print
+    "Exception ignored ..."), and exit quietly."""
+    if debug:
+        _print_traceback(exc)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _failed(args, exc, debug):
+    """One line on stderr (after the traceback with --debug); the exit code."""
+    message, code = _report(args, exc)
+    if debug:
+        _print_traceback(exc)
+    elif code == EXIT_INTERRUPTED and sys.stderr.isatty():
+        print(file=sys.stderr)  # end the progress line and the terminal's ^C
+    print(message, file=sys.stderr)
+    return code
+
+
+def main(argv=None):
+    """Run one command; returns the exit code (:data:`EXIT_CODES`)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # refused by the command's parser, so that its usage line is shown
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    debug = _debug_wanted(args)
     try:
-        return args.func(args)
-    except (ValueError, TypeError, BackendUnavailableError) as exc:
-        print(f"gradkern {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"gradkern {args.command}: interrupted", file=sys.stderr)
-        return 130
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe raises here, inside the try, not at exit
+        return code
+    except BrokenPipeError as exc:
+        return _stdout_closed(exc, debug)
+    except (Exception, KeyboardInterrupt) as exc:
+        return _failed(args, exc, debug)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def vanishing(seed, samples=200, names=None):
     return sorted(rows, key=lambda r: -r["mean_abs_grad"])
 
 
-def chain(act, depth=None, x=100.0, weights=None, dtype="float32", seed=None):
+def chain(act, depth=None, x=100.0, weights=None, dtype="float32", torch_seed=None):
     """Per-layer df/dw of one input through an L-layer chain, kernel and autograd.
 
     Parameters
@@ -72,8 +72,10 @@ def chain(act, depth=None, x=100.0, weights=None, dtype="float32", seed=None):
     weights : sequence of float, optional
         Defaults to ones.
     dtype : "float32" or "float64"
-    seed : int, optional
-        RReLU in training mode only: seeds torch's generator for its noise.
+    torch_seed : int, optional
+        RReLU in training mode only: seeds torch's generator, which draws the
+        noise of the autograd run; the kernel is given that noise.  (Not
+        gradkern's Philox ``seed`` of ``chain_grad`` and ``sweep``.)
 
     Returns
     -------
@@ -99,8 +101,8 @@ def chain(act, depth=None, x=100.0, weights=None, dtype="float32", seed=None):
     xs = np.array([x], dtype=dtype)
     w = np.asarray(weights, dtype=dtype)
     if act.stochastic:
-        if seed is not None:
-            torch.manual_seed(seed)
+        if torch_seed is not None:
+            torch.manual_seed(torch_seed)
         ref, noise = reference.batched_grads(xs, act, w)
     else:
         ref, noise = reference.per_sample_grads(xs, act, w), None

@@ -232,13 +232,35 @@ class SweepResult:
 
 # ---------------------------------------------------------------------------
 def resolve_backend(backend):
+    """The backend a sweep runs on, ``"cpu"`` or ``"cuda"``.
+
+    ``"auto"`` is ``"cuda"`` where a real GPU is usable, else ``"cpu"``.  An
+    explicit ``"cuda"`` that cannot run here raises
+    :class:`~gradkern.errors.BackendUnavailableError` saying why, before any
+    work (as ``chain_grad(backend="cuda")`` does), not numba's error from the
+    first launch; numba-cuda's simulator (``NUMBA_ENABLE_CUDASIM=1``) counts
+    as a GPU there.
+    """
     if backend not in SWEEP_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(SWEEP_BACKENDS)}")
+    if backend == "cuda":
+        _require_cuda()
     if backend != "auto":
         return backend
     from . import stats_cuda
 
     return "cuda" if stats_cuda.gpu_available() else "cpu"
+
+
+def _require_cuda():
+    """BackendUnavailableError unless numba-cuda has a usable GPU (or is the simulator)."""
+    from .backend_cuda import CudaUnavailableError, _cuda
+    from .errors import BackendUnavailableError
+
+    try:
+        _cuda()
+    except CudaUnavailableError as exc:
+        raise BackendUnavailableError(str(exc)) from None
 
 
 def _chunk_runner(backend):
