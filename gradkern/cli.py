@@ -256,7 +256,8 @@ def cmd_sweep(args):
     dists = args.dist or ["normal:0,1"]
     res = sweep(args.activations, args.depths, dists, args.weights, args.samples, args.seed,
                 backend=args.backend, dtype=args.dtype, out=args.out, resume=args.resume,
-                progress=not args.quiet, dask=args.dask, threads=args.threads)
+                progress=not args.quiet, dask=args.dask, threads=args.threads,
+                task_timeout=args.task_timeout)
     plots = []
     if args.out and not args.no_plots:
         try:
@@ -323,6 +324,9 @@ def add_sweep_commands(sub):
     s.add_argument("--resume", action="store_true", help="continue the sweep in --out DIR")
     s.add_argument("--dask", metavar="ADDRESS", help="Dask scheduler address, or local:N")
     s.add_argument("--threads", type=int, help="Numba threads (per Dask task with --dask)")
+    s.add_argument("--task-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="with --dask: seconds to wait for a task before resubmitting it to the "
+                        "other workers (at most twice), then stop (default 600)")
     s.add_argument("--json", action="store_true", help='print {"results": [...], "points": [...]}')
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--no-plots", action="store_true", help="do not draw plots into --out")
@@ -506,6 +510,25 @@ def _failed(args, exc, debug):
     return code
 
 
+def _one_line_warnings(command):
+    """gradkern's own warnings (a damaged cache entry or point file, a
+    resubmitted Dask task) as one line each, like the errors."""
+    import warnings
+
+    from .errors import GradkernWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, GradkernWarning):
+            print(f"gradkern {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    return default
+
+
 def main(argv=None):
     """Run one command; returns the exit code (:data:`EXIT_CODES`)."""
     parser = build_parser()
@@ -513,6 +536,9 @@ def main(argv=None):
     if unknown:  # refused by the command's parser, so that its usage line is shown
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     debug = _debug_wanted(args)
+    import warnings
+
+    previous = _one_line_warnings(args.command)
     try:
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe raises here, inside the try, not at exit
@@ -521,6 +547,8 @@ def main(argv=None):
         return _stdout_closed(exc, debug)
     except (Exception, KeyboardInterrupt) as exc:
         return _failed(args, exc, debug)
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":
