@@ -282,10 +282,11 @@ def _host_chain_grad(cuda, x, act, weights, out, noise, seed, stream):
                         "pass x as a device array to get results on the device")
     if noise is not None and is_device_array(noise):
         noise = _device_array(cuda, noise, "noise").copy_to_host()
+    caller = (x, weights, noise)  # as passed: out= may overlap none of them either
     x, w, dtype = prepare_inputs(x, weights)
     n, n_layers = x.shape[0], w.shape[0]
     noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
-    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
+    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr) + caller)
     if n == 0:
         return res
     d_w = cuda.to_device(w, stream=stream)
