@@ -189,6 +189,8 @@ def _count(value, what, low=0):
 
 def _float_dtype(dtype):
     try:
+        if dtype is None:  # np.dtype(None) would be float64
+            raise TypeError
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None

@@ -217,6 +217,8 @@ def _positive_int(value, what):
 
 def _sweep_dtype(dtype):
     try:
+        if dtype is None:  # np.dtype(None) would be float64
+            raise TypeError
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
@@ -226,10 +228,15 @@ def _sweep_dtype(dtype):
 
 
 def _check_runs_in(grid, dtype):
-    """Every activation's parameters finite in dtype (ValueError naming it),
-    before any work or file: the kernels would refuse it later."""
+    """Every activation's parameters and every weight finite in dtype
+    (ValueError naming it), before any work or file: torch refuses both."""
     for act in {p.activation for p in grid}:
         act.kernel_params(dtype)
+    for w in sorted({p.weight for p in grid}):
+        with np.errstate(over="ignore"):
+            if not np.isfinite(dtype.type(w)):
+                raise ValueError(f"weight {w!r} overflows {dtype} (largest {dtype}: "
+                                 f"{np.finfo(dtype).max:.6g})")
 
 
 def _finite_or_none(v):

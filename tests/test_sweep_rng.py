@@ -247,6 +247,7 @@ def test_chain_grad_seed_reproduces_a_sweep():
     ({"depths": True}, TypeError, "depths must be"),
     ({"weights": [10**400]}, ValueError, "weights must be finite"),
     ({"weights": "1,2"}, TypeError, "weights must be real numbers"),
+    ({"weights": 3.5e38}, ValueError, "weight 3.5e\\+38 overflows float32"),
     ({"dists": "normal"}, ValueError, "normal takes 2 parameters"),
     ({"dists": 3}, TypeError, "dists must be"),
     ({"activations": 3}, TypeError, "activations must be"),
