@@ -2,9 +2,8 @@ r"""Input distributions of a sweep, drawn from the counter-based stream.
 
 A :class:`Dist` is a kind and its float64 parameters, all given (no
 defaults, one name per kind); ``Dist.parse`` reads the CLI's ``kind:p1,p2``
-strings.  :func:`sample_x` turns (seed, sample
-index) into one input, in float64, and is what every sweep kernel (CPU and
-CUDA) calls; :func:`draw` runs the same function over a range of indices, so
+strings.  :func:`sample_x` turns (seed, sample index) into one input, in
+float64, and is what every sweep kernel (CPU and CUDA) calls; :func:`draw` runs the same function over a range of indices, so
 a user or a test can materialise exactly the inputs a sweep saw.
 
 How each draw is made.  Samples come in pairs (2j, 2j+1); with

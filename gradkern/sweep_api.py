@@ -31,8 +31,8 @@ STREAM = "philox4x32-10/gradkern-2"
 #: deepest chain of a sweep.  Memory grows with depth: a chunk holds L + 2
 #: histograms per block, ~0.7 MB per layer at the default chunk (0.07 GB at
 #: depth 100, 7 GB at 10,000); and a float32 gradient has vanished or
-#: overflowed long before (|w|^L leaves float32's range by L ~ 300 for
-#: |w| = 1.5 or 2/3)
+#: overflowed long before (|w|^L leaves float32's range at L = 219 for
+#: |w| = 1.5, at L = 255 for 2/3)
 MAX_DEPTH = 10_000
 #: default chunk: 256 blocks = 1,048,576 samples, ~0.1 s of work on 2 cores;
 #: memory ~ 256 x channels x 354 x 8 B of histograms (3.6 MB at depth 3)
