@@ -131,10 +131,11 @@ def chain_grad(backend, x, act, weights, *, out=None, noise=None, seed=None):
     lib = load(backend)
     if backend == "native-cuda" and lib.gk_cuda_device_count() == 0:
         raise _no_gpu_error(lib)
+    caller = (x, weights, noise)  # as passed: out= may overlap none of them either
     x, w, dtype = prepare_inputs(x, weights)
     n, n_layers = x.shape[0], w.shape[0]
     noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
-    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
+    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr) + caller)
     # the C API takes contiguous rows; strided x or out= views go through copies
     x = np.ascontiguousarray(x)
     targets = [a if a.flags.c_contiguous else np.empty(a.shape, dtype) for a in res]

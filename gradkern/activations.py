@@ -34,6 +34,9 @@ class Spec:
     kernel_params: Callable  # (params: dict, dtype) -> 4 values in dtype
     kinks: Callable = lambda p: ()  # (params) -> x values where the derivative jumps
     check: Callable = lambda p: None  # (params) -> raises ValueError
+    # what kernel_params' values are, in the parameters' terms (error messages)
+    kernel_names: tuple = ()
+    round_params: Callable = lambda p: p  # (params) -> params as torch holds them
     piecewise_linear: bool = False  # bit-identical to torch, not just close
     uses_output: bool = False  # backward reads y rather than x (doc only)
     doc: str = ""
@@ -52,8 +55,19 @@ def _elu_params(dtype, alpha, scale, input_scale_fwd, input_scale_bwd):
 
 
 def _check_celu(p):
-    if p["alpha"] == 0:
+    alpha = p["alpha"]
+    if alpha == 0:
         raise ValueError("CELU: alpha must be non-zero (the forward divides by it)")
+    # CELU's backward computes 1.0 / alpha.toFloat() in every dtype: torch
+    # raises when float32(alpha) overflows, and returns NaN gradients when it
+    # is 0 (|alpha| < 7.0e-46); gradkern refuses both
+    if not _fits_float32(alpha):
+        raise ValueError(f"CELU: alpha={alpha!r} overflows float32, and torch's CELU backward "
+                         "uses float32(alpha) in every dtype (torch: 'value cannot be converted "
+                         "to type float without overflow')")
+    if np.float32(alpha) == 0:
+        raise ValueError(f"CELU: alpha={alpha!r} is 0 in float32, and torch's CELU backward "
+                         "divides by float32(alpha) in every dtype (its gradients would be NaN)")
 
 
 def _check_hardtanh(p):
@@ -64,8 +78,35 @@ def _check_hardtanh(p):
 
 
 def _check_rrelu(p):
-    if not p["lower"] <= p["upper"]:
-        raise ValueError(f"RReLU: lower ({p['lower']}) must be <= upper ({p['upper']})")
+    lower, upper = p["lower"], p["upper"]
+    if not lower <= upper:
+        raise ValueError(f"RReLU: lower ({lower}) must be <= upper ({upper})")
+    if p["training"]:
+        # the slopes are lower + (upper - lower) * u in float64; torch checks the same
+        # ("Expected to - from <= std::numeric_limits<T>::max()")
+        if not math.isfinite(upper - lower):
+            raise ValueError(f"RReLU: upper - lower ({upper} - {lower}) overflows float64")
+    elif not math.isfinite((lower + upper) / 2.0):
+        # torch would use an infinite slope; gradkern refuses it
+        raise ValueError(f"RReLU: the eval-mode slope (lower + upper) / 2 = ({lower} + {upper}) "
+                         "/ 2 overflows float64")
+
+
+def rrelu_bounds(lower, upper, dtype):
+    """RReLU's training-slope bounds rounded to ``dtype`` as torch rounds them,
+    as float64 values; ValueError naming the bound that is not finite there."""
+    dtype = np.dtype(dtype)
+    with np.errstate(over="ignore"):
+        lo, hi = float(dtype.type(lower)), float(dtype.type(upper))
+    for key, given, value in (("lower", lower, lo), ("upper", upper, hi)):
+        if not math.isfinite(value):
+            raise ValueError(f"RReLU: {key}={given!r} overflows {dtype} (torch: 'value cannot "
+                             "be converted to type float without overflow')")
+    if not lo <= hi:
+        raise ValueError(f"RReLU: lower ({lower}) must be <= upper ({upper})")
+    if not math.isfinite(hi - lo):
+        raise ValueError(f"RReLU: upper - lower ({upper} - {lower}) overflows float64")
+    return lo, hi
 
 
 def _check_prelu(p):
@@ -73,6 +114,22 @@ def _check_prelu(p):
         raise ValueError(
             "PReLU: gradkern's chain has one neuron per layer, so num_parameters must be 1"
         )
+    if not _fits_float32(p["init"]):
+        raise ValueError(f"PReLU: init={p['init']!r} overflows float32, the dtype of torch's "
+                         "PReLU weight (torch: 'value cannot be converted to type float "
+                         "without overflow')")
+
+
+def _prelu_round(p):
+    # nn.PReLU(init=...) holds its weight as a float32 Parameter, and a float64
+    # net made with .to(float64) computes with that float32 value:
+    # init=0.1 is 0.10000000149011612 in both dtypes
+    return {**p, "init": float(np.float32(p["init"]))}
+
+
+def _fits_float32(value):
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float32(value)))
 
 
 def _check_softplus(p):
@@ -87,6 +144,7 @@ def _check_softshrink(p):
 
 def _rrelu_params(p, dtype):
     if p["training"]:
+        rrelu_bounds(p["lower"], p["upper"], dtype)  # the slopes' bounds, in dtype
         # slot 0 is filled per sample and layer from the noise array
         return _pack(dtype, 0.0)
     # rrelu_with_noise_out_cpu: negative_slope = (lower + upper) / 2 in double
@@ -97,14 +155,14 @@ _SPECS = [
     Spec(
         "ELU", {"alpha": 1.0}, S.elu_forward, S.elu_backward,
         lambda p, dt: _elu_params(dt, p["alpha"], 1.0, 1.0, 1.0),
-        kinks=lambda p: (0.0,),
+        kinks=lambda p: (0.0,), kernel_names=("alpha",),
         doc="ELU(x) = x if x > 0 else alpha*(exp(x)-1); ELU'(0) = alpha (left branch).",
     ),
     Spec(
         "Hardtanh", {"min_val": -1.0, "max_val": 1.0},
         S.hardtanh_forward, S.hardtanh_backward,
         lambda p, dt: _pack(dt, p["min_val"], p["max_val"]),
-        kinks=lambda p: (p["min_val"], p["max_val"]),
+        kinks=lambda p: (p["min_val"], p["max_val"]), kernel_names=("min_val", "max_val"),
         check=_check_hardtanh, piecewise_linear=True,
         doc="clamp(x, min_val, max_val); derivative 0 at both kinks.",
     ),
@@ -112,7 +170,7 @@ _SPECS = [
         "LeakyReLU", {"negative_slope": 0.01},
         S.leaky_relu_forward, S.leaky_relu_backward,
         lambda p, dt: _pack(dt, p["negative_slope"]),
-        kinks=lambda p: (0.0,), piecewise_linear=True,
+        kinks=lambda p: (0.0,), piecewise_linear=True, kernel_names=("negative_slope",),
         doc="x if x > 0 else negative_slope*x; derivative at 0 is negative_slope.",
     ),
     Spec(
@@ -125,7 +183,9 @@ _SPECS = [
         S.leaky_relu_forward, S.prelu_backward,
         lambda p, dt: _pack(dt, p["init"]),
         kinks=lambda p: (0.0,), check=_check_prelu, piecewise_linear=True,
-        doc="x if x > 0 else weight*x with weight = init; derivative at 0 is weight.",
+        kernel_names=("init",), round_params=_prelu_round,
+        doc="x if x > 0 else weight*x with weight = init rounded to float32 (torch's "
+        "weight is a float32 Parameter, also in a float64 net); derivative at 0 is weight.",
     ),
     Spec(
         "ReLU", {}, S.relu_forward, S.relu_backward, lambda p, dt: _pack(dt),
@@ -142,6 +202,7 @@ _SPECS = [
         "RReLU", {"lower": 1.0 / 8, "upper": 1.0 / 3, "training": True},
         S.leaky_relu_forward, S.leaky_relu_backward, _rrelu_params,
         kinks=lambda p: (0.0,), check=_check_rrelu, piecewise_linear=True,
+        kernel_names=("(lower + upper) / 2",),
         doc="training: x*r for x <= 0 with r ~ U[lower, upper] per sample and layer; "
         "eval: LeakyReLU with slope (lower+upper)/2.",
     ),
@@ -159,6 +220,7 @@ _SPECS = [
             dt, p["alpha"], 1.0, 1.0 / p["alpha"], 1.0 / float(np.float32(p["alpha"]))
         ),
         kinks=lambda p: (0.0,), check=_check_celu,
+        kernel_names=("alpha", "scale", "1/alpha", "1/float32(alpha)"),
         doc="max(0,x) + min(0, alpha*(exp(x/alpha)-1)); CELU'(0) = 1.",
     ),
     Spec(
@@ -171,13 +233,14 @@ _SPECS = [
         S.softplus_forward, S.softplus_backward,
         lambda p, dt: _pack(dt, p["beta"], p["threshold"]),
         kinks=lambda p: (p["threshold"] / p["beta"], 0.0), check=_check_softplus,
+        kernel_names=("beta", "threshold"),
         doc="log1p(exp(beta*x))/beta, x itself where beta*x > threshold.",
     ),
     Spec(
         "Softshrink", {"lambd": 0.5}, S.softshrink_forward, S.shrink_backward,
         lambda p, dt: _pack(dt, p["lambd"]),
         kinks=lambda p: (-p["lambd"], p["lambd"]), check=_check_softshrink,
-        piecewise_linear=True,
+        piecewise_linear=True, kernel_names=("lambd",),
         doc="x - lambd, x + lambd or 0; derivative 0 on the closed band [-lambd, lambd].",
     ),
     Spec(
@@ -199,6 +262,7 @@ _SPECS = [
         "Hardshrink", {"lambd": 0.5}, S.hardshrink_forward, S.shrink_backward,
         lambda p, dt: _pack(dt, p["lambd"]),
         kinks=lambda p: (-p["lambd"], p["lambd"]), piecewise_linear=True,
+        kernel_names=("lambd",),
         doc="x outside [-lambd, lambd], 0 inside; derivative 0 on the closed band.",
     ),
 ]
@@ -237,8 +301,27 @@ class Activation:
         return self.spec.name == "RReLU" and bool(self.params["training"])
 
     def kernel_params(self, dtype):
-        """The kernel's 4-tuple of parameters, rounded to ``dtype``."""
-        return self.spec.kernel_params(self.params, np.dtype(dtype))
+        """The kernel's 4-tuple of parameters, rounded to ``dtype``.
+
+        Raises ValueError when one is not finite in ``dtype`` (e.g.
+        ``LeakyReLU(negative_slope=1e300)`` in float32), as torch refuses such a
+        parameter ("value cannot be converted to type float without overflow").
+        """
+        dtype = np.dtype(dtype)
+        with np.errstate(over="ignore"):  # an overflow is reported below, by name
+            values = self.spec.kernel_params(self.params, dtype)
+        for i, v in enumerate(values):
+            if not np.isfinite(v):
+                self._overflow(i, dtype)
+        return values
+
+    def _overflow(self, i, dtype):
+        names = self.spec.kernel_names
+        name = names[i] if i < len(names) else f"kernel parameter {i}"
+        exact = self.spec.kernel_params(self.params, np.dtype(np.float64))[i]
+        raise ValueError(
+            f"{self!r} cannot run in {dtype}: {name} = {float(exact)!r} overflows {dtype} "
+            "(torch: 'value cannot be converted to type float without overflow')")
 
     def kinks(self):
         """Inputs at which the derivative is discontinuous (or switches formula)."""
@@ -279,9 +362,13 @@ def _check_param(act, key, value, default):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{act}: {key} must be an int, got {type(value).__name__}")
         return int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{act}: {key} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int or Fraction beyond float64, e.g. 10**400
+        raise ValueError(f"{act}: {key} must be finite, got a {type(value).__name__} beyond "
+                         "float64's range") from None
     if not math.isfinite(value):
         raise ValueError(f"{act}: {key} must be finite, got {value}")
     return value
@@ -308,9 +395,21 @@ def activation(name, **params):
     ------
     ValueError
         Unknown name or parameter (the message lists the valid ones), or a
-        parameter value torch would reject.
+        parameter value torch would reject.  gradkern also refuses a few that
+        torch accepts but computes non-finite numbers from: NaN or infinite
+        parameters, CELU's ``alpha`` that is 0 in float32 (torch's backward
+        divides by float32(alpha): NaN gradients), RReLU's eval slope
+        ``(lower + upper) / 2`` beyond float64.  A parameter that overflows the
+        chain's dtype (``LeakyReLU(negative_slope=1e300)`` with float32 inputs)
+        is a ValueError naming it and the dtype when the chain is computed.
     TypeError
         A parameter of the wrong type.
+
+    Notes
+    -----
+    PReLU's ``init`` is rounded to float32, as ``torch.nn.PReLU(init=0.1)``
+    holds it in a float32 weight (0.10000000149011612) that a float64 net
+    converted with ``.to(torch.float64)`` still computes with.
     """
     if isinstance(name, Activation):
         if params:
@@ -334,7 +433,7 @@ def activation(name, **params):
         k: _check_param(canonical, k, params.get(k, d), d) for k, d in spec.defaults.items()
     }
     spec.check(values)
-    return Activation(spec, values)
+    return Activation(spec, spec.round_params(values))
 
 
 # torch.nn module attribute -> gradkern parameter, where they differ or need reading
@@ -357,12 +456,22 @@ def from_torch(module):
             params[key] = bool(module.training)
         elif cls == "PReLU" and key == "init":
             weight = module.weight.detach().cpu().reshape(-1)
-            params[key] = float(weight[0])
+            params[key] = _prelu_weight(float(weight[0]))
         elif cls == "ReLU6":
             continue
         else:
             params[key] = getattr(module, key)
     return activation(cls, **params)
+
+
+def _prelu_weight(value):
+    # a float32 module's weight always is; a float64 module's weight set to,
+    # say, 0.1 is not, and gradkern's PReLU would compute with float32(0.1)
+    if math.isfinite(value) and _fits_float32(value) and float(np.float32(value)) != value:
+        raise ValueError(
+            f"PReLU: the module's weight {value!r} is not a float32 value; gradkern's "
+            "PReLU, like torch.nn.PReLU(init=...), holds its weight in float32")
+    return value
 
 
 def is_torch_module(obj):

@@ -18,6 +18,7 @@ can ask :func:`gpu_usable` and ``import gradkern`` stays light.
 """
 import numpy as np
 
+from .errors import BackendUnavailableError
 from .api import ChainGrad, prepare_inputs, prepare_noise, prepare_out
 
 __all__ = ["chain_grad", "gpu_usable", "is_device_array", "CudaUnavailableError", "GPUOutOfMemoryError",
@@ -35,7 +36,7 @@ FREE_MEMORY_SHARE = 0.7
 OOM_RETRIES = 4
 
 
-class CudaUnavailableError(RuntimeError):
+class CudaUnavailableError(BackendUnavailableError):
     """backend="cuda" was asked for but no usable CUDA GPU (or numba-cuda) is present."""
 
 
@@ -282,10 +283,11 @@ def _host_chain_grad(cuda, x, act, weights, out, noise, seed, stream):
                         "pass x as a device array to get results on the device")
     if noise is not None and is_device_array(noise):
         noise = _device_array(cuda, noise, "noise").copy_to_host()
+    caller = (x, weights, noise)  # as passed: out= may overlap none of them either
     x, w, dtype = prepare_inputs(x, weights)
     n, n_layers = x.shape[0], w.shape[0]
     noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
-    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr))
+    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr) + caller)
     if n == 0:
         return res
     d_w = cuda.to_device(w, stream=stream)

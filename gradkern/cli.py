@@ -450,10 +450,7 @@ def _user_errors():
     reported as unexpected."""
     from .errors import BackendUnavailableError
 
-    types = (ValueError, TypeError, OSError, MemoryError, ImportError, BackendUnavailableError)
-    # backend_cuda's own class (a RuntimeError); loaded if and only if it can have been raised
-    cuda = sys.modules.get(f"{__package__}.backend_cuda")
-    return types + ((cuda.CudaUnavailableError,) if cuda is not None else ())
+    return (ValueError, TypeError, OSError, MemoryError, ImportError, BackendUnavailableError)
 
 
 def _one_line(exc):

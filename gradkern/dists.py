@@ -1,9 +1,9 @@
 r"""Input distributions of a sweep, drawn from the counter-based stream.
 
-A :class:`Dist` is a kind and up to 4 float64 parameters; ``Dist.parse``
-reads the CLI's ``kind:p1,p2`` strings.  :func:`sample_x` turns (seed, sample
-index) into one input, in float64, and is what every sweep kernel (CPU and
-CUDA) calls; :func:`draw` runs the same function over a range of indices, so
+A :class:`Dist` is a kind and its float64 parameters, all given (no
+defaults, one name per kind); ``Dist.parse`` reads the CLI's ``kind:p1,p2``
+strings.  :func:`sample_x` turns (seed, sample index) into one input, in
+float64, and is what every sweep kernel (CPU and CUDA) calls; :func:`draw` runs the same function over a range of indices, so
 a user or a test can materialise exactly the inputs a sweep saw.
 
 How each draw is made.  Samples come in pairs (2j, 2j+1); with
@@ -45,58 +45,72 @@ RReLU slopes (training mode) use stream ``1 + k`` for layer k: slope =
 the kernel dtype, then rounded to it (:func:`rrelu_slopes`).
 """
 import math
+import numbers
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
 from ._vecmath import vcossin_turns, vexp, vexpm1, vlog
+from .activations import rrelu_bounds
 from .rng import sample_words, split_seed, uniform_a, uniform_b
 
-__all__ = ["Dist", "DIST_KINDS", "sample_x", "sample_pair", "draw", "filler", "rrelu_slopes",
-           "rrelu_slope"]
+__all__ = ["Dist", "DIST_KINDS", "MAX_SAMPLES", "sample_x", "sample_pair", "draw", "filler",
+           "rrelu_slopes", "rrelu_slope"]
 
-#: kind name -> (code used in kernels, parameter names, default parameters)
+#: kind name -> (code used in kernels, parameter names, example parameters)
 DIST_KINDS = {
-    "normal": (0, ("mu", "sigma"), (0.0, 1.0)),
-    "uniform": (1, ("a", "b"), (0.0, 1.0)),
-    "laplace": (2, ("mu", "b"), (0.0, 1.0)),
-    "lognormal": (3, ("mu", "sigma"), (0.0, 1.0)),
-    "student-t": (4, ("nu",), (None,)),
-    "constant": (5, ("c",), (None,)),
-    "grid": (6, ("a", "b"), (None, None)),
+    "normal": (0, ("mu", "sigma"), (0, 1)),
+    "uniform": (1, ("a", "b"), (-3, 3)),
+    "laplace": (2, ("mu", "b"), (0, 1)),
+    "lognormal": (3, ("mu", "sigma"), (0, 1)),
+    "student-t": (4, ("nu",), (3,)),
+    "constant": (5, ("c",), (2,)),
+    "grid": (6, ("a", "b"), (-5, 5)),
 }
-_ALIASES = {"t": "student-t", "studentt": "student-t", "student_t": "student-t",
-            "gaussian": "normal", "const": "constant"}
+
+#: Most samples per grid point and highest sample index + 1 of a draw: 2**62.
+#: Sample indices are int64 in the kernels (and the Philox counter 64-bit);
+#: 2**62 leaves room for rounding N up to whole blocks and for index sums
+#: without overflow.  At 1e9 samples/s it is 146 years of work.
+MAX_SAMPLES = 2**62
+
+
+def _form(kind):
+    _, names, example = DIST_KINDS[kind]
+    n = len(names)
+    return (f"{kind} takes {n} parameter{'s' if n > 1 else ''} ({', '.join(names)}), "
+            f"e.g. {kind}:{','.join(map(str, example))}")
+
+
+def _forms():
+    return "; ".join(f"{k}:{','.join(DIST_KINDS[k][1])}" for k in DIST_KINDS)
+
 
 @dataclass(frozen=True)
 class Dist:
-    """An input distribution: ``kind`` (a key of :data:`DIST_KINDS`) and its
-    parameters, e.g. ``Dist("normal", (0.0, 1.0))``."""
+    """An input distribution: ``kind`` (a key of :data:`DIST_KINDS`, any
+    case) and all its parameters, e.g. ``Dist("normal", (0.0, 1.0))``."""
 
     kind: str
     params: tuple
 
     def __post_init__(self):
-        kind = _ALIASES.get(self.kind.lower(), self.kind.lower())
+        if not isinstance(self.kind, str):
+            raise TypeError(f"distribution kind must be a str, got {type(self.kind).__name__}")
+        kind = self.kind.strip().lower()
         if kind not in DIST_KINDS:
             raise ValueError(
-                f"unknown distribution {self.kind!r}; valid: {', '.join(DIST_KINDS)}"
+                f"unknown distribution {self.kind!r}; valid: {_forms()}"
             )
-        _, names, defaults = DIST_KINDS[kind]
-        values = tuple(float(v) for v in self.params)
-        if len(values) > len(names):
-            raise ValueError(f"{kind} takes {len(names)} parameter(s) ({', '.join(names)}), "
-                             f"got {len(values)}")
-        values += tuple(defaults[len(values):])
-        if any(v is None for v in values):
-            raise ValueError(f"{kind} needs parameter(s) {', '.join(names)}")
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"{kind}: parameters must be finite, got {values}")
+        values = _dist_params(kind, self.params)
+        names = DIST_KINDS[kind][1]
         if kind in ("normal", "lognormal", "laplace") and not values[1] > 0:
             raise ValueError(f"{kind}: {names[1]} must be > 0, got {values[1]}")
         if kind in ("uniform", "grid") and not values[1] >= values[0]:
             raise ValueError(f"{kind}: b must be >= a, got a={values[0]}, b={values[1]}")
+        if kind in ("uniform", "grid") and not math.isfinite(values[1] - values[0]):
+            raise ValueError(f"{kind}: b - a overflows float64 (a={values[0]}, b={values[1]})")
         if kind == "student-t" and not values[0] > 0:
             raise ValueError(f"student-t: nu must be > 0, got {values[0]}")
         object.__setattr__(self, "kind", kind)
@@ -104,15 +118,26 @@ class Dist:
 
     @classmethod
     def parse(cls, text):
-        """``"normal:0,1"``, ``"uniform:-3,3"``, ``"t:3"``, ``"grid:-5,5"``, ``"normal"``."""
+        """A Dist from ``"kind:p1,p2"``: ``"normal:0,1"``, ``"uniform:-3,3"``,
+        ``"laplace:0,1"``, ``"lognormal:0,1"``, ``"student-t:3"``,
+        ``"constant:2"``, ``"grid:-5,5"``; every parameter given.  A Dist is
+        returned as it is."""
         if isinstance(text, Dist):
             return text
-        kind, _, rest = str(text).strip().partition(":")
+        if not isinstance(text, str):
+            raise TypeError(f"a distribution must be a str such as 'normal:0,1' or a Dist, "
+                            f"got {type(text).__name__}")
+        kind, colon, rest = text.strip().partition(":")
+        if kind.strip().lower() not in DIST_KINDS:
+            raise ValueError(f"unknown distribution {kind.strip()!r} in {text!r}; valid: "
+                             f"{_forms()}")
+        kind = kind.strip().lower()
+        pieces = rest.split(",") if colon else []
         try:
-            params = tuple(float(v) for v in rest.split(",") if v.strip())
+            params = tuple(float(v) for v in pieces)
         except ValueError:
-            raise ValueError(f"bad distribution {text!r}: parameters must be numbers, "
-                             "as in normal:0,1") from None
+            raise ValueError(f"bad distribution {text!r}: parameters must be numbers; "
+                             f"{_form(kind)}") from None
         return cls(kind, params)
 
     @property
@@ -128,6 +153,49 @@ class Dist:
         # repr round-trips every float; "1.0" is shown as "1" (normal:0,1)
         text = (repr(v)[:-2] if repr(v).endswith(".0") else repr(v) for v in self.params)
         return f"{self.kind}:{','.join(text)}"
+
+
+def _dist_params(kind, params):
+    """The checked float64 parameters of a ``kind`` distribution."""
+    _, names, _ = DIST_KINDS[kind]
+    if isinstance(params, (str, bytes)) or not hasattr(params, "__len__"):
+        raise TypeError(f"{kind} parameters must be a tuple of numbers, got "
+                        f"{type(params).__name__}")
+    if len(params) != len(names):
+        raise ValueError(f"{_form(kind)}; got {len(params)}")
+    values = []
+    for name, v in zip(names, params):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{kind}: {name} must be a real number, got {type(v).__name__}")
+        try:
+            values.append(float(v))
+        except OverflowError:
+            values.append(math.inf)  # an int beyond float64: reported as not finite
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{kind}: parameters must be finite, got {tuple(params)!r}")
+    return tuple(values)
+
+
+def _count(value, what, low=0):
+    """An int in [low, MAX_SAMPLES] (``what`` names it in the error)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if not low <= value <= MAX_SAMPLES:
+        raise ValueError(f"{what} must be in [{low}, 2**62], got {value}")
+    return value
+
+
+def _float_dtype(dtype):
+    try:
+        if dtype is None:  # np.dtype(None) would be float64
+            raise TypeError
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
 
 
 @numba.njit(inline="always")
@@ -319,20 +387,61 @@ def draw(dist, n, seed, *, start=0, total=None, dtype=np.float32):
     """
     dist = Dist.parse(dist)
     seed = split_seed(seed)
-    if n < 0 or start < 0:
-        raise ValueError("n and start must be >= 0")
-    total = start + n if total is None else int(total)
+    n, start = _count(n, "n"), _count(start, "start")
+    total = start + n if total is None else _count(total, "total")
+    if start + n > total:
+        raise ValueError(f"start + n ({start} + {n}) must be <= total ({total}): a point's "
+                         "samples are 0 .. total-1")
     code, p = dist.kernel_params()
-    out = np.empty(n, dtype=np.dtype(dtype))
+    out = np.empty(n, dtype=_float_dtype(dtype))
     _draw_into(code, p, np.uint64(seed), np.int64(start), np.int64(total), out)
     return out
 
 
 def rrelu_slopes(n, n_layers, seed, lower, upper, *, start=0, dtype=np.float32):
-    """The (n, n_layers) RReLU training slopes a sweep uses for samples
-    ``start ..``; pass them as ``chain_grad(..., noise=...)`` to reproduce it."""
-    dtype = np.dtype(dtype)
-    lo, hi = (float(dtype.type(v)) for v in (lower, upper))
-    out = np.empty((n, n_layers), dtype=dtype)
-    _slopes_into(np.uint64(split_seed(seed)), np.int64(start), lo, hi, out)
+    """The RReLU training slopes of samples ``start .. start+n-1``.
+
+    Parameters
+    ----------
+    n, n_layers : int
+        Samples and layers (L >= 1).
+    seed : int
+        The sweep's seed (0 <= seed < 2**64).
+    lower, upper : float
+        RReLU's bounds; rounded to ``dtype`` as torch rounds them.
+    start : int
+        Index of the first sample.
+    dtype : numpy dtype
+        float32 (default) or float64.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n_layers)
+        ``lower + (upper - lower) * u`` in float64, rounded to ``dtype``, u from
+        stream ``1 + k`` for layer k: what a sweep with this seed uses, and what
+        ``chain_grad(..., seed=seed)`` draws for samples 0..N-1 (pass them as
+        ``noise=`` to reproduce any range).
+    """
+    seed = split_seed(seed)
+    n, start = _count(n, "n"), _count(start, "start")
+    if start + n > MAX_SAMPLES:
+        raise ValueError(f"start + n must be <= 2**62, got {start} + {n}")
+    if isinstance(n_layers, (bool, np.bool_)) or not isinstance(n_layers, numbers.Integral):
+        raise TypeError(f"n_layers must be an integer, got {type(n_layers).__name__}")
+    # the stream word 1 + k is 32 bits
+    if not 1 <= n_layers < 2**32 - 1:
+        raise ValueError(f"n_layers must be in [1, 2**32 - 2], got {n_layers}")
+    dtype = _float_dtype(dtype)
+    for key, v in (("lower", lower), ("upper", upper)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"RReLU: {key} must be a real number, got {type(v).__name__}")
+    try:
+        lower, upper = float(lower), float(upper)
+    except OverflowError:
+        raise ValueError("RReLU: lower and upper must be finite") from None
+    if not (math.isfinite(lower) and math.isfinite(upper)):
+        raise ValueError(f"RReLU: lower and upper must be finite, got {lower}, {upper}")
+    lo, hi = rrelu_bounds(lower, upper, dtype)
+    out = np.empty((n, int(n_layers)), dtype=dtype)
+    _slopes_into(np.uint64(seed), np.int64(start), lo, hi, out)
     return out

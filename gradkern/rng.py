@@ -96,8 +96,8 @@ def uniform_b(r):
 def split_seed(seed):
     """Validate a seed and return it as a Python int in [0, 2**64)."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+        raise TypeError(f"seed must be an integer in [0, 2**64), got {type(seed).__name__}")
     seed = int(seed)
     if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed}")
     return seed

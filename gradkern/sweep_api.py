@@ -9,13 +9,14 @@ workers, so the numbers depend on (grid, N, seed, dtype) only.
 """
 import json
 import math
+import numbers
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .activations import ACTIVATIONS, Activation, activation as _activation
-from .dists import Dist
+from .dists import MAX_SAMPLES, Dist
 from .rng import split_seed
 from .stats import BLOCK, HIST_BINS, HIST_LO, HIST_WIDTH, LANES, PointStats, fold
 
@@ -26,6 +27,12 @@ SWEEP_BACKENDS = ("auto", "cpu", "cuda")
 #: one is refused on resume.  2: gradkern's own log/cos/sin in the draws,
 #: log|g| in the chain's dtype, 64 lanes per block (stats module docstring)
 STREAM = "philox4x32-10/gradkern-2"
+#: deepest chain of a sweep.  Memory grows with depth: a chunk holds L + 2
+#: histograms per block, ~0.7 MB per layer at the default chunk (0.07 GB at
+#: depth 100, 7 GB at 10,000); and a float32 gradient has vanished or
+#: overflowed long before (|w|^L leaves float32's range at L = 219 for
+#: |w| = 1.5, at L = 255 for 2/3)
+MAX_DEPTH = 10_000
 #: default chunk: 256 blocks = 1,048,576 samples, ~0.1 s of work on 2 cores;
 #: memory ~ 256 x channels x 354 x 8 B of histograms (3.6 MB at depth 3)
 CHUNK_BLOCKS = 256
@@ -69,11 +76,34 @@ class Point:
 
 
 def parse_depths(text):
-    """``"1-30"``, ``"1,2,5"``, ``"1-5,10,20"`` -> sorted unique list of ints >= 1."""
-    if isinstance(text, int):
-        return [text]
+    """``"1-30"``, ``"1,2,5"``, ``"1-5,10,20"``, an int, or a sequence of ints ->
+    sorted unique list of ints in [1, MAX_DEPTH]."""
+    if isinstance(text, str):
+        depths = _depths_from_text(text)
+    elif _is_int(text):
+        depths = {int(text)}
+    elif isinstance(text, (list, tuple, range, np.ndarray)):
+        if not all(_is_int(d) for d in text):
+            raise TypeError(f"depths must be whole numbers, got {list(text)!r}")
+        depths = {int(d) for d in text}
+    else:
+        raise TypeError(f"depths must be an int, a list of ints or a str such as '1-30', "
+                        f"got {type(text).__name__}")
+    if not depths:
+        raise ValueError("no depths given")
+    if not 1 <= min(depths) <= max(depths) <= MAX_DEPTH:
+        raise ValueError(f"depths must be in [1, {MAX_DEPTH}], got {min(depths)} .. "
+                         f"{max(depths)}")
+    return sorted(depths)
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _depths_from_text(text):
     out = set()
-    for part in str(text).split(","):
+    for part in text.split(","):
         part = part.strip()
         if not part:
             continue
@@ -84,15 +114,18 @@ def parse_depths(text):
             raise ValueError(f"bad depths {text!r}: use e.g. 1-30 or 1,3,5") from None
         if lo < 1 or hi < lo:
             raise ValueError(f"bad depth range {part!r}: depths are >= 1, low-high")
+        if hi > MAX_DEPTH:  # before building the range: "1-10**12" is refused, not built
+            raise ValueError(f"depths must be in [1, {MAX_DEPTH}], got {part!r}")
         out.update(range(lo, hi + 1))
-    if not out:
-        raise ValueError("no depths given")
-    return sorted(out)
+    return out
 
 
 def _activations(spec):
     if isinstance(spec, (str, Activation)):
         spec = [spec]
+    if not isinstance(spec, (list, tuple)):
+        raise TypeError(f"activations must be 'all', a name, an Activation or a list of "
+                        f"them, got {type(spec).__name__}")
     acts = []
     for a in spec:
         if isinstance(a, str) and a.lower() == "all":
@@ -108,19 +141,39 @@ def _activations(spec):
     return acts
 
 
+def _weights(weights):
+    values = [weights] if isinstance(weights, (numbers.Real, str)) else weights
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        raise TypeError(f"weights must be a number or a list of numbers, got "
+                        f"{type(weights).__name__}")
+    out = []
+    for w in values:
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
+            raise TypeError(f"weights must be real numbers, got {w!r}")
+        try:
+            out.append(float(w))
+        except OverflowError:
+            out.append(math.inf)  # an int beyond float64: reported below
+    if not out:
+        raise ValueError("need at least one weight")
+    if not all(math.isfinite(w) for w in out):
+        raise ValueError(f"weights must be finite, got {list(values)!r}")
+    return out
+
+
 def make_grid(activations, depths, dists, weights):
     """The grid points, activation-major (then distribution, weight, depth)."""
     acts = _activations(activations)
-    depths = parse_depths(depths) if isinstance(depths, (str, int)) else sorted(
-        {int(d) for d in depths})
-    if not depths or depths[0] < 1:
-        raise ValueError("depths must be >= 1")
-    dists = [Dist.parse(d) for d in ([dists] if isinstance(dists, (str, Dist)) else dists)]
-    weights = [float(w) for w in (weights if np.ndim(weights) else [weights])]
-    if not dists or not weights:
-        raise ValueError("need at least one distribution and one weight")
-    if not all(math.isfinite(w) for w in weights):
-        raise ValueError(f"weights must be finite, got {weights}")
+    depths = parse_depths(depths)
+    if isinstance(dists, (str, Dist)):
+        dists = [dists]
+    if not isinstance(dists, (list, tuple)):
+        raise TypeError(f"dists must be a str such as 'normal:0,1', a Dist or a list of them, "
+                        f"got {type(dists).__name__}")
+    dists = [Dist.parse(d) for d in dists]
+    if not dists:
+        raise ValueError("need at least one distribution")
+    weights = _weights(weights)
     pts = []
     for a in acts:
         for d in dists:
@@ -131,14 +184,61 @@ def make_grid(activations, depths, dists, weights):
 
 
 def parse_samples(value):
-    """1000, 1e9, "1e9", "2_000_000" -> int >= 1 (must be integral)."""
-    v = float(str(value).replace("_", "")) if not isinstance(value, (int, np.integer)) else value
-    if isinstance(v, float) and (not math.isfinite(v) or v != int(v)):
-        raise ValueError(f"samples must be a whole number, got {value!r}")
-    v = int(v)
-    if v < 1:
-        raise ValueError(f"samples must be >= 1, got {v}")
+    """1000, 1e9, "1e9", "2_000_000" -> int in [1, 2**62] (must be integral).
+
+    2**62 (:data:`gradkern.dists.MAX_SAMPLES`): sample indices are 64-bit."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("samples must be a whole number, got a bool")
+    if _is_int(value):
+        v = int(value)
+    else:
+        if not isinstance(value, (str, numbers.Real)):
+            raise TypeError(f"samples must be a whole number such as 1000 or '1e9', got "
+                            f"{type(value).__name__}")
+        try:
+            v = float(value.replace("_", "") if isinstance(value, str) else value)
+        except (ValueError, OverflowError):
+            raise ValueError(f"samples must be a whole number such as 1000 or 1e9, got "
+                             f"{value!r}") from None
+        if not math.isfinite(v) or v != int(v):
+            raise ValueError(f"samples must be a whole number, got {value!r}")
+        v = int(v)
+    if not 1 <= v <= MAX_SAMPLES:
+        raise ValueError(f"samples must be in [1, 2**62] (sample indices are 64-bit), "
+                         f"got {value!r}")
     return v
+
+
+def _positive_int(value, what):
+    if not _is_int(value):
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__}")
+    if int(value) < 1:
+        raise ValueError(f"{what} must be >= 1, got {value}")
+    return int(value)
+
+
+def _sweep_dtype(dtype):
+    try:
+        if dtype is None:  # np.dtype(None) would be float64
+            raise TypeError
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _check_runs_in(grid, dtype):
+    """Every activation's parameters and every weight finite in dtype
+    (ValueError naming it), before any work or file: torch refuses both."""
+    for act in {p.activation for p in grid}:
+        act.kernel_params(dtype)
+    for w in sorted({p.weight for p in grid}):
+        with np.errstate(over="ignore"):
+            if not np.isfinite(dtype.type(w)):
+                raise ValueError(f"weight {w!r} overflows {dtype} (largest {dtype}: "
+                                 f"{np.finfo(dtype).max:.6g})")
 
 
 def _finite_or_none(v):
@@ -309,7 +409,8 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         ``gradkern.activation(...)`` objects.  RReLU is in training mode by
         default, as ``torch.nn.RReLU()``: slopes come from the stream too.
     depths : int, str or list of int
-        Chain depths L: ``3``, ``"1-30"``, ``"1,2,5"``, ``[1, 3]``.
+        Chain depths L: ``3``, ``"1-30"``, ``"1,2,5"``, ``[1, 3]``; at most
+        :data:`MAX_DEPTH` (10,000).
     dists : str, Dist or list of them
         Input distributions: ``"normal:0,1"``, ``"uniform:-3,3"``,
         ``"laplace:0,1"``, ``"lognormal:0,1"``, ``"student-t:3"``,
@@ -317,7 +418,8 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
     weights : float or list of float
         Weight settings; each is used for every layer (``[w] * L``).
     samples : int or str
-        Samples N per grid point (``10**9``, ``"1e9"``).
+        Samples N per grid point (``10**9``, ``"1e9"``), 1 <= N <= 2**62
+        (sample indices are 64-bit).
     seed : int
         Key of the Philox stream, 0 <= seed < 2**64.
     backend : {"auto", "cpu", "cuda"}
@@ -361,15 +463,17 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         ``.rows`` (one per point and layer), ``.points``, ``.histograms``,
         ``.to_pandas()``.
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    dtype = _sweep_dtype(dtype)
     seed = split_seed(seed)
     samples = parse_samples(samples)
-    chunk_blocks = int(chunk_blocks)
-    if chunk_blocks < 1:
-        raise ValueError("chunk_blocks must be >= 1")
+    chunk_blocks = _positive_int(chunk_blocks, "chunk_blocks")
+    threads = None if threads is None else _positive_int(threads, "threads")
+    if on_point is not None and not callable(on_point):
+        raise TypeError(f"on_point must be callable, got {type(on_point).__name__}")
+    if resume and out is None:
+        raise ValueError("resume=True needs out=, the directory of the sweep to continue")
     grid = make_grid(activations, depths, dists, weights)
+    _check_runs_in(grid, dtype)
     backend = resolve_backend(backend)
     task_timeout = _task_timeout(task_timeout)
     store, records = None, {}

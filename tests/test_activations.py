@@ -177,3 +177,94 @@ def test_kinks_listed_for_every_activation():
     for name in ACT_NAMES:
         assert default_activation(name).kinks(), name
     assert gk.activation("Softplus", beta=2.0, threshold=10.0).kinks()[0] == 5.0
+
+
+# --- PReLU's weight is float32 in torch, also in a float64 net ----------------------------
+
+def test_prelu_float64_uses_torchs_float32_weight():
+    """nn.PReLU(init=0.1) holds float32(0.1) = 0.10000000149011612, and the float64
+    SimpleNet (built in float32, then .to(float64)) computes with that value."""
+    act = gk.activation("PReLU", init=0.1)
+    assert act.params["init"] == 0.10000000149011612
+    assert gk.activations.from_torch(torch.nn.PReLU(init=0.1)) == act
+    x = np.concatenate([np.linspace(-3, 3, 61), [-1e-300, -0.0, 0.0, 7.5]])
+    w = [1.0, -0.7, 2.0]
+    net = reference.SimpleNet(torch.nn.PReLU(init=0.1), w, dtype=torch.float64)
+    ref, _ = reference.seed_loop_grads(net, x)
+    res = gk.chain_grad(x, act, w)
+    for field, a, b in zip(res._fields, res, ref):
+        assert a.dtype == np.float64 and a.tobytes() == b.tobytes(), field
+    vmapped = reference.per_sample_grads(x, act, w)
+    assert res.weight_grads.tobytes() == vmapped.weight_grads.tobytes()
+
+
+def test_prelu_module_with_a_float64_only_weight_is_refused():
+    module = torch.nn.PReLU().double()
+    with torch.no_grad():
+        module.weight.fill_(0.1)  # 0.1 in float64, not a float32 value
+    with pytest.raises(ValueError, match="PReLU: the module's weight 0.1 is not a float32"):
+        gk.chain_grad([1.0], module, [1.0])
+
+
+# --- parameters torch refuses, or that give non-finite numbers ---------------------------
+
+def _torch_forward_backward(name, params, dtype):
+    module = reference.to_torch(gk.activation(name)) if not params else getattr(
+        torch.nn, name)(**{k: v for k, v in params.items() if k != "training"})
+    module = module.to(dtype)
+    if name == "RReLU":
+        module.train(params.get("training", True))
+    x = torch.tensor([-1.0, 0.5], dtype=dtype, requires_grad=True)
+    module(x).sum().backward()
+    return x.grad
+
+
+# torch 2.13 raises for each of these (mostly "value cannot be converted to type float
+# without overflow"; RReLU: "Expected to - from <= std::numeric_limits<T>::max()"), so
+# gradkern does too, with a ValueError naming the parameter (and the dtype)
+TORCH_REFUSES = [
+    ("LeakyReLU", {"negative_slope": 1e300}, torch.float32,
+     "negative_slope = 1e\\+300 overflows float32"),
+    ("ELU", {"alpha": -1e300}, torch.float32, "alpha = -1e\\+300 overflows float32"),
+    ("ELU", {"alpha": 10**400}, torch.float64, "alpha must be finite"),
+    ("CELU", {"alpha": 1e-40}, torch.float32, "1/alpha = 1e\\+40 overflows float32"),
+    ("CELU", {"alpha": 1e300}, torch.float64, "CELU: alpha=1e\\+300 overflows float32"),
+    ("RReLU", {"lower": -1e300}, torch.float32, "lower=-1e\\+300 overflows float32"),
+    ("RReLU", {"lower": -1e300, "training": False}, torch.float32,
+     "\\(lower \\+ upper\\) / 2 = .* overflows float32"),
+    ("RReLU", {"lower": -1e308, "upper": 1e308}, torch.float64, "upper - lower .* overflows"),
+    ("RReLU", {"lower": 0.5, "upper": 0.25}, torch.float64, "lower .* must be <= upper"),
+    ("Hardtanh", {"min_val": -1e300}, torch.float32, "min_val = -1e\\+300 overflows float32"),
+    ("Softplus", {"threshold": 1e300}, torch.float32, "threshold = 1e\\+300 overflows float32"),
+    ("Softshrink", {"lambd": 1e300}, torch.float32, "lambd = 1e\\+300 overflows float32"),
+    ("Softshrink", {"lambd": -1.0}, torch.float64, "lambd must be >= 0"),
+    ("Hardshrink", {"lambd": 1e300}, torch.float32, "lambd = 1e\\+300 overflows float32"),
+    ("PReLU", {"init": 1e300}, torch.float64, "init=1e\\+300 overflows float32"),
+]
+
+
+@pytest.mark.parametrize("name, params, tdtype, match", TORCH_REFUSES)
+def test_parameters_torch_refuses_are_value_errors(name, params, tdtype, match):
+    with pytest.raises((RuntimeError, OverflowError, AssertionError)):
+        _torch_forward_backward(name, params, tdtype)
+    dtype = np.float32 if tdtype == torch.float32 else np.float64
+    with pytest.raises(ValueError, match=match):
+        gk.chain_grad(np.array([-1.0, 0.5], dtype), gk.activation(name, **params), [1.0])
+
+
+# torch computes non-finite numbers from these; gradkern refuses them (documented in
+# gradkern.activation's docstring and the README)
+NON_FINITE_IN_TORCH = [
+    ("CELU", {"alpha": 1e-50}, torch.float64, "alpha=1e-50 is 0 in float32"),
+    ("RReLU", {"lower": 1e308, "upper": 1.5e308, "training": False}, torch.float64,
+     "\\(lower \\+ upper\\) / 2 = .* overflows float64"),
+    ("ELU", {"alpha": float("inf")}, torch.float64, "alpha must be finite"),
+]
+
+
+@pytest.mark.parametrize("name, params, tdtype, match", NON_FINITE_IN_TORCH)
+def test_parameters_torch_turns_into_nan_or_inf_are_value_errors(name, params, tdtype, match):
+    grad = _torch_forward_backward(name, params, tdtype)
+    assert not torch.isfinite(grad).all()
+    with pytest.raises(ValueError, match=match):
+        gk.activation(name, **params)

@@ -116,6 +116,89 @@ def test_out_overlap_and_readonly_rejected():
         gk.chain_grad(x, "Tanh", [1.0], out=(shared, np.empty((3, 1)), shared))
 
 
+def _caller_overlap_cases():
+    """(x, weights, out, kwargs) where an out array aliases an array the caller
+    passed, but not the copy gradkern converts it to."""
+    x_int = np.arange(1, 5)  # int64 -> computed in float64 from a copy
+    yield "int x", x_int, [1.0], (x_int.view(np.float64), np.empty((4, 1)), np.empty(4)), {}
+    x_be = np.arange(1, 5).astype(">f8")  # byte-swapped -> a native copy
+    yield ">f8 x", x_be, [1.0], (x_be.view(np.float64), np.empty((4, 1)), np.empty(4)), {}
+    noise = np.full((4, 2), 0.25, np.float32)  # float32 noise for a float64 chain
+    out = (np.empty(4), noise.view(np.float64), np.empty(4))
+    yield "float32 noise", np.ones(4), [1.0], out, {"activation": "RReLU", "noise": noise[:, :1]}
+    w = np.array([1.0, 2.0])  # float64 weights of a float32 chain
+    yield "float64 weights", np.ones(4, np.float32), w, \
+        (w.view(np.float32), np.empty((4, 2), np.float32), np.empty(4, np.float32)), {}
+
+
+@pytest.mark.parametrize("case", list(_caller_overlap_cases()), ids=lambda c: c[0])
+def test_out_may_not_overlap_what_the_caller_passed(case):
+    _, x, w, out, kwargs = case
+    kwargs = dict(kwargs)
+    act = kwargs.pop("activation", "Tanh")
+    before = [np.array(a, copy=True) for a in (x, w, kwargs.get("noise", 0.0))]
+    with pytest.raises(ValueError, match="overlaps an input array"):
+        gk.chain_grad(x, act, w, out=out, **kwargs)
+    for a, b in zip((x, w, kwargs.get("noise", 0.0)), before):
+        assert np.asarray(a).tobytes() == b.tobytes()
+
+
+def test_byteswapped_float32_computes_in_float32():
+    x = np.linspace(-3, 3, 13, dtype=np.float32)
+    expect = gk.chain_grad(x, "ELU", [0.5, 2.0])
+    got = gk.chain_grad(x.astype(">f4"), "ELU", [0.5, 2.0])
+    for a, b in zip(got, expect):
+        assert a.dtype == np.float32 and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("where", ["x", "out", "noise"])
+def test_masked_arrays_are_refused(where):
+    masked = np.ma.masked_array(np.ones(3), mask=[0, 1, 0])
+    args = {"x": np.ones(3), "activation": "Tanh", "out": None}
+    if where == "x":
+        args["x"] = masked
+    elif where == "out":
+        args["out"] = (masked, np.empty((3, 1)), np.empty(3))
+    else:
+        args.update(activation="RReLU", noise=np.ma.masked_array(np.ones((3, 1))))
+    with pytest.raises(TypeError, match=f"{where}.* is a numpy masked array.*mask"):
+        gk.chain_grad(args.pop("x"), args.pop("activation"), [1.0], **args)
+
+
+def test_other_ndarray_subclasses_written_in_place(tmp_path):
+    out = np.memmap(tmp_path / "out.bin", dtype=np.float64, mode="w+", shape=(5,))
+    res = gk.chain_grad(np.linspace(-1, 1, 5), "Tanh", [1.0], out=(out, np.empty((5, 1)),
+                                                                     np.empty(5)))
+    assert np.array_equal(out, np.tanh(np.linspace(-1, 1, 5)))
+    assert np.shares_memory(res.output, out)
+
+
+@pytest.mark.parametrize("act", ["Tanh", gk.activation("RReLU", training=False)])
+def test_seed_only_for_rrelu_training(act):
+    with pytest.raises(ValueError, match=r"seed= is only for RReLU in training mode"):
+        gk.chain_grad(np.ones(3), act, [1.0], seed=0)
+
+
+def test_noise_and_seed_not_both():
+    with pytest.raises(ValueError, match="noise= or seed=, not both"):
+        gk.chain_grad(np.ones(3), "RReLU", [1.0], noise=np.full((3, 1), 0.2), seed=0)
+
+
+@pytest.mark.parametrize("x_dtype, kwargs, match", [
+    (np.float32, {"weights": [1e300]}, "weights holds 1e\\+300, which overflows float32"),
+    (np.float32, {"activation": "RReLU", "noise": np.full((3, 1), -1e300)},
+     "noise holds -1e\\+300, which overflows float32"),
+    (np.longdouble, {"x": np.full(3, np.longdouble(10) ** 400)},
+     "x holds 1e\\+400, which overflows float64"),
+])
+def test_values_overflowing_the_dtype_are_refused(x_dtype, kwargs, match):
+    if "x" in kwargs and np.finfo(np.longdouble).max <= np.finfo(np.float64).max:
+        pytest.skip("longdouble is float64 here")
+    args = {"x": np.ones(3, x_dtype), "activation": "Tanh", "weights": [1.0], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        gk.chain_grad(args.pop("x"), args.pop("activation"), args.pop("weights"), **args)
+
+
 def test_torch_tensors_and_modules_accepted():
     import torch
 
