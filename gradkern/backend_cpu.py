@@ -1,8 +1,6 @@
 """The ``cpu`` backend: NumPy arrays through the Numba parallel chain kernel."""
 import contextlib
 
-import numba
-
 from . import _threads
 
 from .api import prepare_inputs, prepare_noise, prepare_out
@@ -22,6 +20,6 @@ def chain_grad(x, act, weights, *, out=None, noise=None, seed=None):
     parallel = n >= kernels_cpu.SERIAL_BELOW and _threads.parallel_allowed()
     kernel = get_kernel(act.spec, per_sample_noise=act.stochastic, parallel=parallel)
     with _threads.launch() if parallel else contextlib.nullcontext():
-        kernel(x, w, act.kernel_params(dtype), noise_arr, *res, numba.get_num_threads())
+        kernel(x, w, act.kernel_params(dtype), noise_arr, *res, _threads.num_threads())
     res.backend = "cpu"
     return res

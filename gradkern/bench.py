@@ -238,14 +238,14 @@ def _floor_kernel():
 def _memory_floor(x, act, w):
     """Reads x and writes the three results with the kernel's own loop
     structure and no arithmetic: the fastest any chain kernel can be."""
-    import numba
+    from . import _threads
 
     kernel = _floor_kernel()
     n, depth = x.shape[0], len(w)
     out = ChainGrad(np.empty(n, x.dtype), np.empty((n, depth), x.dtype), np.empty(n, x.dtype))
 
     def run():
-        kernel(x, out.output, out.weight_grads, out.input_grad, numba.get_num_threads())
+        kernel(x, out.output, out.weight_grads, out.input_grad, _threads.num_threads())
         return out
 
     run()

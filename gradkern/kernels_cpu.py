@@ -60,9 +60,9 @@ BLOCK = 256
 CHUNKS_PER_THREAD = 4
 
 
-#: below this many samples the serial build runs: waking the thread team cost
-#: 4.7 ms per call (OpenMP layer, busy 2-core machine) against ~0.1-0.5 ms for
-#: 65536 samples on one core
+#: below this many samples the serial build runs: there is too little to
+#: share (1e4 samples: 0.025 ms on one core; waking GNU OpenMP's team once
+#: cost 4.7 ms per call on a busy machine, see _threads)
 SERIAL_BELOW = 65536
 
 

@@ -492,10 +492,10 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
     # set after the directory's checks, which may raise: only the finally below restores it
     old_threads = None
     if threads is not None and dask is None:
-        import numba
+        from . import _threads
 
-        old_threads = numba.get_num_threads()
-        numba.set_num_threads(int(threads))
+        old_threads = _threads.num_threads()
+        _threads.set_num_threads(int(threads))
 
     from .progress import Progress
 
@@ -530,9 +530,7 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
     finally:
         bar.close()
         if old_threads is not None:
-            import numba
-
-            numba.set_num_threads(old_threads)
+            _threads.set_num_threads(old_threads)
         if client is not None:
             from .sweep_dask import close_client
 

@@ -97,6 +97,7 @@ def _task(act_name, act_params, dist, weights, seed, samples, block0, n_blocks, 
     """One chunk on a worker: (F, MM, H) of blocks block0 .. block0+n_blocks-1."""
     import numba
 
+    from . import _threads
     from .activations import activation
 
     if threads is None:
@@ -107,7 +108,7 @@ def _task(act_name, act_params, dist, weights, seed, samples, block0, n_blocks, 
             threads = max(1, (os.cpu_count() or 1) // get_worker().state.nthreads)
         except (ImportError, ValueError, AttributeError):
             threads = numba.config.NUMBA_NUM_THREADS
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    _threads.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     if backend == "cuda":
         from .stats_cuda import run_chunk
     else:

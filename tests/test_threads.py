@@ -110,3 +110,20 @@ def test_concurrent_python_threads(script, layer):
     gradkern serialises those calls.  The default layer takes them as they come."""
     res = _run(script, "fork", "threads", layer=layer)
     assert res["children"] == res["parent"]
+
+
+def test_tbb_chosen_even_when_the_first_call_is_serial():
+    """A first call below the parallel threshold still asks Numba for its
+    thread count, which starts the threading layer: TBB must be loadable by
+    then (it was not: a first call of 10 samples fixed GNU OpenMP, and with
+    it the 60x busy-machine cost, for the whole process)."""
+    if not _tbb_loads():
+        pytest.skip("no tbb wheel in this environment")
+    code = ("import numpy as np, gradkern as gk; from gradkern import _threads; "
+            "gk.chain_grad(np.ones(10, np.float32), 'ReLU', [1.0]); "
+            "gk.chain_grad(np.ones(200_000, np.float32), 'ReLU', [1.0]); print(_threads.layer())")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "tbb"
