@@ -29,7 +29,7 @@ PROBE = r"""
 import json, statistics, sys, time
 import numpy as np
 import gradkern as gk
-from gradkern import _threads
+from gradkern._numba import threads as _threads
 
 out = {}
 for n in json.loads(sys.argv[1]):
@@ -122,7 +122,7 @@ def summarise(results):
 
 
 def main(argv=None):
-    from gradkern.bench import machine_info
+    from gradkern.bench.cpu import machine_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out")

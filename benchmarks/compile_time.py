@@ -37,7 +37,7 @@ def measure(name, n, cache_dir):
 
 def main(argv=None):
     import gradkern as gk
-    from gradkern.bench import machine_info
+    from gradkern.bench.cpu import machine_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--activations", default="Tanh,ReLU,ELU,Softplus")

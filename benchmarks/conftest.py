@@ -11,7 +11,7 @@ def pytest_addoption(parser):
     g.addoption("--sizes", default="1e3,1e4,1e5,1e6,1e7,1e8", help="comma-separated N")
     g.addoption("--libs", default="gradkern-cpu,torch-batched,torch-func,torch-compile,jax,"
                                   "seed-loop,memory-floor",
-                help="comma-separated entries of gradkern.bench.LIBS")
+                help="comma-separated entries of gradkern.bench.cpu.LIBS")
     g.addoption("--acts", default="all", help="comma-separated activation names, or all")
     g.addoption("--dtypes", default="float32,float64")
     g.addoption("--depth", type=int, default=3)

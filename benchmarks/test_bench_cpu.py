@@ -1,5 +1,5 @@
 """Throughput of the chain gradients: gradkern's CPU kernel against the ways
-users compute them with torch (see gradkern.bench.LIBS).
+users compute them with torch (see gradkern.bench.cpu.LIBS).
 
 Each case times the steady state (setup and compilation outside the timing),
 records samples/s in extra_info, and checks its result: gradkern against
@@ -10,7 +10,7 @@ import pytest
 
 import gradkern as gk
 from gradkern import reference
-from gradkern.bench import LIBS, bytes_per_sample, machine_info
+from gradkern.bench.cpu import LIBS, bytes_per_sample, machine_info
 
 CHECK_N = 20_000
 

@@ -7,7 +7,7 @@ Skipped without a GPU.  On one:
 Each case times device arrays in, preallocated device out= (no host copies),
 synchronising before the clock is read; it records samples/s and the bytes
 moved per second against the device's measured copy bandwidth
-(gradkern.bench_cuda), and checks its result against the CPU kernel.
+(gradkern.bench.gpu), and checks its result against the CPU kernel.
 """
 import numpy as np
 import pytest
@@ -18,7 +18,7 @@ cuda = pytest.importorskip("numba.cuda")
 if not cuda.is_available():
     pytest.skip("no CUDA GPU", allow_module_level=True)
 
-from gradkern import bench_cuda  # noqa: E402
+from gradkern.bench import gpu as bench_cuda  # noqa: E402
 
 CHECK_N = 20_000
 LIBS = ("gradkern-cuda", "torch-batched-cuda")

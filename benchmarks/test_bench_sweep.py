@@ -159,7 +159,7 @@ def machine():
             "numba_threads": numba.get_num_threads(), "numpy": np.__version__,
             "numba": numba.__version__}
     try:
-        from gradkern.bench import machine_info
+        from gradkern.bench.cpu import machine_info
 
         info.update(machine_info())
     except Exception:  # noqa: BLE001 - the lead's helper is optional here

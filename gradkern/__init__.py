@@ -9,8 +9,8 @@ from .api import BACKENDS, ChainGrad, chain_grad
 from .errors import (BackendUnavailableError, GradkernWarning, KernelCacheWarning,
                      ManifestMismatch, SweepDirectoryError, SweepDirectoryWarning,
                      TaskTimeoutError)
-from .dists import Dist, draw, rrelu_slopes
-from .sweep_api import SweepResult, load as load_sweep, sweep
+from .stream.dists import Dist, draw, rrelu_slopes
+from .sweeps import SweepResult, load as load_sweep, sweep
 
 __version__ = "0.1.0"
 __all__ = ["ACTIVATIONS", "Activation", "activation", "ChainGrad", "chain_grad", "BACKENDS",

@@ -249,7 +249,7 @@ def cmd_bench(args):
 
 # --------------------------------------------------------------------------- sweep, plot
 def cmd_sweep(args):
-    from .sweep_api import sweep
+    from .sweeps import sweep
 
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR, the directory of the sweep to continue")

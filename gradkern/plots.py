@@ -70,7 +70,7 @@ def _check_replace(path, own_dir):
 
 def _save(fig, path, plt):
     """``fig`` to ``path`` as a PNG marked as gradkern's, atomically."""
-    from .sweep_store import atomic_write
+    from .sweeps.store import atomic_write
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": _software()})
@@ -191,7 +191,7 @@ def plot_sweep(result, outdir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .sweep_store import is_sweep_dir
+    from .sweeps.store import is_sweep_dir
 
     os.makedirs(outdir, exist_ok=True)
     groups = _groups(result)
@@ -211,6 +211,6 @@ def plot_sweep(result, outdir):
 
 def plot_dir(path, outdir=None):
     """Redraw the plots of the sweep directory ``path`` (finished points only)."""
-    from .sweep_api import load
+    from .sweeps import load
 
     return plot_sweep(load(path), outdir or path)

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
-from .api import ChainGrad, compute_dtype, resolve_activation
+from .activations import resolve as resolve_activation
+from .chain.arrays import ChainGrad, compute_dtype
 
 __all__ = [
     "SimpleNet", "to_torch", "per_sample_grads", "batched_grads", "seed_loop_grads",

@@ -224,7 +224,7 @@ def test_import_is_light():
 
 def test_compiled_kernels_cached_on_disk(tmp_path):
     """A second process loads the kernel from NUMBA_CACHE_DIR instead of compiling."""
-    code = ("import numpy as np, gradkern as gk; from gradkern.kernels_cpu import get_kernel; "
+    code = ("import numpy as np, gradkern as gk; from gradkern.chain.cpu import get_kernel; "
             "gk.chain_grad(np.ones(4, np.float32), 'Softsign', [1.0, 2.0]); "
             "k = get_kernel(gk.ACTIVATIONS['Softsign'], parallel=False); "
             "print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))")

@@ -20,7 +20,7 @@ from gradkern import verify
 from .conftest import ACT_NAMES, CUDASIM, PIECEWISE, REAL_GPU, default_activation
 
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda (the `cuda` extra) not installed")
-from gradkern import backend_cuda  # noqa: E402
+from gradkern.chain import cuda as backend_cuda  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not (CUDASIM or REAL_GPU), reason="no GPU and no simulator")
 gpu_only = pytest.mark.skipif(not REAL_GPU, reason="needs a real CUDA GPU (simulator run)")
@@ -291,7 +291,7 @@ def _run(code, **env):
 @pytest.mark.skipif(REAL_GPU, reason="this machine has a GPU")
 def test_no_gpu_is_a_clear_error():
     code = ("import numpy as np, gradkern as gk\n"
-            "from gradkern.backend_cuda import CudaUnavailableError\n"
+            "from gradkern.chain.cuda import CudaUnavailableError\n"
             "try:\n"
             "    gk.chain_grad(np.ones(3), 'Tanh', [1.0], backend='cuda')\n"
             "except CudaUnavailableError as e:\n"
@@ -354,7 +354,7 @@ def test_gpu_against_torch_autograd_on_gpu(name, dtype):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA here (CPU build); compared with CPU autograd above")
-    from gradkern.bench_cuda import torch_batched_cuda
+    from gradkern.bench.gpu import torch_batched_cuda
 
     act = default_activation(name)
     x = (np.random.default_rng(1).standard_normal(200_000) * 2).astype(dtype)
@@ -396,7 +396,7 @@ def test_gpu_chunked_equals_one_pass(monkeypatch):
 
 @gpu_only
 def test_gpu_launch_config_from_occupancy():
-    from gradkern.kernels_cuda import get_kernel, launch_config
+    from gradkern.chain.cuda_kernel import get_kernel, launch_config
 
     kernel = get_kernel(gk.ACTIVATIONS["Tanh"], np.float32)
     blocks, threads = launch_config(kernel, 10**8)
@@ -408,7 +408,7 @@ def test_gpu_launch_config_from_occupancy():
 
 @sim_only
 def test_simulator_launch_uses_grid_stride():
-    from gradkern.kernels_cuda import SIM_LAUNCH, get_kernel, launch_config
+    from gradkern.chain.cuda_kernel import SIM_LAUNCH, get_kernel, launch_config
 
     kernel = get_kernel(gk.ACTIVATIONS["ReLU"], np.float64)
     assert launch_config(kernel, 1000) == SIM_LAUNCH  # 64 threads for 1000 samples

@@ -24,7 +24,7 @@ pytest.importorskip("numba.cuda", reason="numba-cuda (the `cuda` extra) not inst
 #: _vecmath implementations are float32 throughout.)
 F64_IN_FLOAT32 = set()
 
-#: Explicit fma() calls in gradkern.scalar (PyTorch's build fuses these two).
+#: Explicit fma() calls in gradkern.activations.scalar (PyTorch's build fuses these two).
 EXPLICIT_FMA = {"Tanh", "Tanhshrink"}
 
 #: Activations with no transcendental and no explicit fma: any fma.rn in their
@@ -34,7 +34,7 @@ NO_FMA = set(PIECEWISE) | {"RReLU(training)", "Softsign"}
 
 @pytest.fixture(scope="module")
 def report():
-    code = ("import json; from gradkern.cuda_ptx import nvvm_available, ptx_report\n"
+    code = ("import json; from gradkern.ptx import nvvm_available, ptx_report\n"
             "print(json.dumps(ptx_report() if nvvm_available() else None))")
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -92,7 +92,7 @@ def test_sweep_kernels_compile_for_the_gpu():
     chain and accumulation compile with no call left, no contracted or
     approximate arithmetic (``accumulate`` and the draws use explicit fma only)."""
     code = ("import json, gradkern as gk\n"
-            "from gradkern.cuda_ptx import compile_stats_ptx, nvvm_available, ptx_facts\n"
+            "from gradkern.ptx import compile_stats_ptx, nvvm_available, ptx_facts\n"
             f"cases = {SWEEP_CASES!r}\n"
             "print(json.dumps({f'{n}/{d}': ptx_facts(compile_stats_ptx(gk.activation(n), d))\n"
             "                  for n, d in cases} if nvvm_available() else None))")

@@ -20,7 +20,7 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import gradkern as gk
-from gradkern.dists import DIST_KINDS, Dist
+from gradkern.stream.dists import DIST_KINDS, Dist
 
 EXAMPLES = int(os.environ.get("GRADKERN_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -42,7 +42,7 @@ CHILD = textwrap.dedent(r"""
             return save_data(self, *args)
         caching.IndexDataCacheFile._save_data = late_data
         try:
-            from gradkern import _kernel_cache
+            from gradkern._numba import cache as _kernel_cache
             publish = _kernel_cache._write_atomic
             def slow_publish(*args):
                 time.sleep(window)
@@ -58,7 +58,8 @@ CHILD = textwrap.dedent(r"""
             time.sleep(0.01)
     import numpy as np
     import gradkern as gk
-    from gradkern import kernels_cpu, stats_cpu
+    from gradkern.chain import cpu as kernels_cpu
+    from gradkern.sweeps import cpu as stats_cpu
     names, do_sweep = sys.argv[1].split(","), sys.argv[2] == "sweep"
     category = getattr(gk, "KernelCacheWarning", Warning)
     x = np.linspace(-3.0, 3.0, 257)
@@ -230,7 +231,7 @@ def test_identity_covers_every_module_source(tmp_path, monkeypatch):
     """A kernel inlines code from several modules; an edit to any .py file of
     the package, in any sub-folder, changes every kernel's identity (keyed on
     the closed-over functions' own file, a stale tanh was once served)."""
-    from gradkern import _kernel_cache
+    from gradkern._numba import cache as _kernel_cache
 
     pkg = tmp_path / "gradkern"
     shutil.copytree(os.path.dirname(gk.__file__), pkg,
@@ -247,7 +248,8 @@ def test_identity_covers_every_module_source(tmp_path, monkeypatch):
     assert stamp() == before
     (pkg / "sub" / "mod.py").write_text("A = 2\n")
     after_sub = stamp()
-    (pkg / "_vecmath.py").write_text((pkg / "_vecmath.py").read_text() + "\n")
+    vecmath = pkg / "_numba" / "vecmath.py"  # a module of a sub-package
+    vecmath.write_text(vecmath.read_text() + "\n")
     assert len({before, after_sub, stamp()}) == 3
 
 
@@ -256,9 +258,9 @@ def test_cache_key_tells_closures_apart():
     still differ by what they close over -- one key for the four pair-drawing
     fillers once served a sweep kernel built for uniform inputs to a normal
     sweep.  Every sweep kernel (activation x distribution kind) gets its own key."""
-    from gradkern._numba_util import _function_key
-    from gradkern.dists import DIST_KINDS, filler
-    from gradkern.stats_cpu import _make_stats_kernel
+    from gradkern._numba.cache import _function_key
+    from gradkern.stream.dists import DIST_KINDS, filler
+    from gradkern.sweeps.cpu import _make_stats_kernel
 
     spec = gk.ACTIVATIONS["Softsign"]
     keys = {_make_stats_kernel(spec.forward, spec.backward, False, code)._cache._key
@@ -269,7 +271,7 @@ def test_cache_key_tells_closures_apart():
 
 
 def test_entry_format_rejects_what_it_did_not_write():
-    from gradkern._kernel_cache import _pack, _unpack
+    from gradkern._numba.cache import _pack, _unpack
 
     blob = _pack("ident-a", {"payload": np.arange(3)})
     assert _unpack(blob, "ident-a")["payload"].tolist() == [0, 1, 2]

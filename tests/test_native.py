@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 import gradkern as gk
-from gradkern import _native, reference, verify
+from gradkern.chain import native as _native
+from gradkern import reference
+from gradkern import verify
 
 from .conftest import ACT_NAMES, PIECEWISE, default_activation
 
@@ -186,7 +188,7 @@ def test_native_equals_numba_cpu_bit_for_bit(host_lib, name, dtype):
     transcendental is involved (piecewise-linear activations, Softsign), and
     within assert_close's tolerance otherwise: the C++ side evaluates float32
     exp/expm1/log1p/tanh in double via glibc, the Numba side with its own
-    vectorisable float32 polynomials (gradkern._vecmath, <= 1.7 ulp)."""
+    vectorisable float32 polynomials (gradkern._numba.vecmath, <= 1.7 ulp)."""
     import torch
 
     exact = gk.ACTIVATIONS[name].piecewise_linear or name == "Softsign"
@@ -291,7 +293,7 @@ def test_c_api_statuses(host_lib):
 
 
 def test_c_default_params_are_torch_defaults(host_lib, dtype):
-    """gk_default_params_* (for C callers) against gradkern.activations, which
+    """gk_default_params_* (for C callers) against gradkern.activations.table, which
     the Python side passes instead: checked, not copied."""
     suffix = "f32" if dtype == np.float32 else "f64"
     for name, number in _native.ACTIVATION_IDS.items():

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import gradkern as gk
-from gradkern import reference, verify
+from gradkern import reference
+from gradkern import verify
 
 from .conftest import ACT_NAMES, PIECEWISE, default_activation
 
@@ -34,9 +35,9 @@ def test_parity(name, dtype, depth):
 @pytest.mark.parametrize("name", ACT_NAMES + ["RReLU(training)"])
 def test_parity_parallel_build(name, dtype, depth, monkeypatch):
     """The same checks through the parallel (prange) build, which chain_grad uses
-    from kernels_cpu.SERIAL_BELOW samples on; the suite's small inputs would
+    from chain.cpu.SERIAL_BELOW samples on; the suite's small inputs would
     otherwise only reach the serial build."""
-    from gradkern import kernels_cpu
+    from gradkern.chain import cpu as kernels_cpu
 
     monkeypatch.setattr(kernels_cpu, "SERIAL_BELOW", 0)
     act = (gk.activation("RReLU", training=True) if name == "RReLU(training)"
@@ -48,7 +49,7 @@ def test_parity_parallel_build(name, dtype, depth, monkeypatch):
 
 
 def test_serial_and_parallel_builds_agree(monkeypatch):
-    from gradkern import kernels_cpu
+    from gradkern.chain import cpu as kernels_cpu
 
     x = np.random.default_rng(5).standard_normal(5000).astype(np.float32) * 3
     for name in ACT_NAMES:

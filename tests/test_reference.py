@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import gradkern as gk
-from gradkern import reference, verify
+from gradkern import reference
+from gradkern import verify
 
 from .conftest import ACT_NAMES, default_activation
 

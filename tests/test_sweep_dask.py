@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gradkern as gk
-from gradkern.sweep_dask import get_client
+from gradkern.sweeps.dask import get_client
 
 distributed = pytest.importorskip("distributed")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import gradkern as gk
-from gradkern.dists import DIST_KINDS, Dist
-from gradkern.rng import philox4x32, sample_words, uniform_a, uniform_b
+from gradkern.stream.dists import DIST_KINDS, Dist
+from gradkern.stream.philox import philox4x32, sample_words, uniform_a, uniform_b
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

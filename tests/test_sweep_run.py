@@ -15,7 +15,7 @@ import pytest
 
 import gradkern as gk
 from gradkern.progress import Progress, format_line
-from gradkern.sweep_store import ManifestMismatch
+from gradkern.sweeps.store import ManifestMismatch
 
 BIN = Path(sys.executable).parent
 GRID = dict(activations="ReLU,Tanh,RReLU", depths="1-3", dists=["normal:0,1", "uniform:-3,3"],

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import gradkern as gk
-from gradkern.stats import (BLOCK, HIST_BINS, HIST_COLS, HIST_LO, HIST_WIDTH, LANES, NAN_COL,
+from gradkern.sweeps.stats import (BLOCK, HIST_BINS, HIST_COLS, HIST_LO, HIST_WIDTH, LANES, NAN_COL,
                             ZERO_COL, PointStats, fold, log10_abs)
-from gradkern.stats_cpu import run_chunk
+from gradkern.sweeps.cpu import run_chunk
 
 from .conftest import ACT_NAMES
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import gradkern as gk
-from gradkern import sweep_store
+from gradkern.sweeps import store as sweep_store
 from gradkern.errors import SweepDirectoryError, SweepDirectoryWarning
-from gradkern.sweep_store import Store, atomic_write
+from gradkern.sweeps.store import Store, atomic_write
 
 #: 6 points: (Tanh, ReLU) x depths 1-3, two chunks each
 KW = dict(activations="Tanh,ReLU", depths="1-3", samples=2 * 4096 + 5, seed=5, backend="cpu",

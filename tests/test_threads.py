@@ -46,7 +46,7 @@ CHILD = textwrap.dedent(r"""
         else:  # Python threads of one process, all in parallel kernels at once
             with cf.ThreadPoolExecutor(4) as ex:
                 children = list(ex.map(job, jobs * 2))[:len(jobs)]
-        from gradkern import _threads
+        from gradkern._numba import threads as _threads
         print(json.dumps({"parent": parent, "children": children, "layer": _threads.layer()}))
 """)
 
@@ -74,7 +74,7 @@ def _run(script, *args, layer=None, timeout=240):
 
 
 def _tbb_loads():
-    from gradkern import _threads
+    from gradkern._numba import threads as _threads
 
     return any(os.path.exists(p) for p in _threads._tbb_candidates())
 
@@ -119,7 +119,7 @@ def test_tbb_chosen_even_when_the_first_call_is_serial():
     it the 60x busy-machine cost, for the whole process)."""
     if not _tbb_loads():
         pytest.skip("no tbb wheel in this environment")
-    code = ("import numpy as np, gradkern as gk; from gradkern import _threads; "
+    code = ("import numpy as np, gradkern as gk; from gradkern._numba import threads as _threads; "
             "gk.chain_grad(np.ones(10, np.float32), 'ReLU', [1.0]); "
             "gk.chain_grad(np.ones(200_000, np.float32), 'ReLU', [1.0]); print(_threads.layer())")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}

@@ -7,7 +7,7 @@ import numba
 import numpy as np
 import pytest
 
-from gradkern._vecmath import MAX_ULP, vcossin_turns, vexp, vexpm1, vlog, vlog1p, vtanh
+from gradkern._numba.vecmath import MAX_ULP, vcossin_turns, vexp, vexpm1, vlog, vlog1p, vtanh
 
 FUNCS = {"exp": (vexp, np.exp), "expm1": (vexpm1, np.expm1), "log1p": (vlog1p, np.log1p),
          "tanh": (vtanh, np.tanh), "log": (vlog, np.log)}

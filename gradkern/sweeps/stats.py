@@ -37,9 +37,9 @@ import math
 import numba
 import numpy as np
 
-from ._vecmath import vlog
-from .dists import rrelu_slope
-from .kernels_cpu import _linear
+from .._numba.vecmath import vlog
+from ..stream.dists import rrelu_slope
+from ..chain.core import linear
 
 __all__ = ["BLOCK", "LANES", "HIST_LO", "HIST_WIDTH", "HIST_BINS", "HIST_EDGES", "make_chain",
            "accumulate", "accumulate_lanes", "close_lanes", "log10_abs", "Partials", "PointStats",
@@ -70,13 +70,16 @@ SUM, ABS, SQ, LOG = 0, 1, 2, 3
 #: the histogram array's two extra columns count zeros and NaNs
 ZERO_COL, NAN_COL = HIST_BINS, HIST_BINS + 1
 HIST_COLS = HIST_BINS + 2
+#: deepest chain the GPU sweep kernel takes (its local arrays need a
+#: compile-time size; the CPU kernel takes any depth)
+GPU_MAX_DEPTH = 64
 
 
 def make_chain(forward, backward, layer_params):
-    """One sample through the chain, as ``kernels_cpu`` computes it.
+    """One sample through the chain, as the chain kernels compute it.
 
-    The same forward/backward order, ``_linear`` products and NaN rule as
-    :mod:`gradkern.kernels_cpu`, but writing df/dw_k into ``g_out[k]`` and
+    The same forward/backward order, ``linear`` products and NaN rule as
+    :mod:`gradkern.chain.core`, but writing df/dw_k into ``g_out[k]`` and
     keeping a_{k-1} in the caller's scratch ``a_buf`` (a row of an array on
     CPU, a local array on GPU) instead of an (N, L) output.  Returns (f, df/dx).
     Tests check it bit-identical to ``chain_grad`` on the same inputs.
@@ -90,18 +93,18 @@ def make_chain(forward, backward, layer_params):
         a = x
         for k in range(n_layers):
             a_buf[k] = a
-            a = forward(_linear(w[k], a), layer_params(p, noise, i, k))
+            a = forward(linear(w[k], a), layer_params(p, noise, i, k))
         out = a
         g = type(a)(1.0)
         y = a
         for k in range(n_layers - 1, -1, -1):
             a_prev = a_buf[k]
-            z = _linear(w[k], a_prev)
+            z = linear(w[k], a_prev)
             gz = backward(g, z, y, layer_params(p, noise, i, k))
             if z != z:
-                gz = z  # NaN in, NaN out (kernels_cpu's rule)
-            g_out[k] = _linear(gz, a_prev)
-            g = _linear(gz, w[k])
+                gz = z  # NaN in, NaN out (the chain's rule)
+            g_out[k] = linear(gz, a_prev)
+            g = linear(gz, w[k])
             y = a_prev
         return out, g
 

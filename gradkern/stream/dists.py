@@ -33,7 +33,7 @@ grid(a, b)           a + (b - a) * i / (N - 1), N the point's sample count
 Pairs halve the Philox calls and Box-Muller's log and sqrt.
 Each value is computed in float64 and rounded once to the kernel's dtype.
 log, cos/sin (of 2 pi v, in turns), exp and expm1 are gradkern's own
-(:mod:`gradkern._vecmath`: arithmetic, FMA and bit casts, no libm), and IEEE
+(:mod:`gradkern._numba.vecmath`: arithmetic, FMA and bit casts, no libm), and IEEE
 +, *, /, sqrt are exact-rounded everywhere, so every draw is the same bits on
 any CPU and GPU (GPU kernels compile with FMA contraction off), and a loop of
 draws is a SIMD loop (:func:`filler`): 22 -> 3.3 ns per normal sample on one
@@ -51,9 +51,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ._vecmath import vcossin_turns, vexp, vexpm1, vlog
-from .activations import rrelu_bounds
-from .rng import sample_words, split_seed, uniform_a, uniform_b
+from .._numba.vecmath import vcossin_turns, vexp, vexpm1, vlog
+from .philox import sample_words, split_seed, uniform_a, uniform_b
 
 __all__ = ["Dist", "DIST_KINDS", "MAX_SAMPLES", "sample_x", "sample_pair", "draw", "filler",
            "rrelu_slopes", "rrelu_slope"]
@@ -398,6 +397,23 @@ def draw(dist, n, seed, *, start=0, total=None, dtype=np.float32):
     return out
 
 
+def slope_bounds(lower, upper, dtype):
+    """RReLU's training-slope bounds rounded to ``dtype`` as torch rounds them,
+    as float64 values; ValueError naming the bound that is not finite there."""
+    dtype = np.dtype(dtype)
+    with np.errstate(over="ignore"):
+        lo, hi = float(dtype.type(lower)), float(dtype.type(upper))
+    for key, given, value in (("lower", lower, lo), ("upper", upper, hi)):
+        if not math.isfinite(value):
+            raise ValueError(f"RReLU: {key}={given!r} overflows {dtype} (torch: 'value cannot "
+                             "be converted to type float without overflow')")
+    if not lo <= hi:
+        raise ValueError(f"RReLU: lower ({lower}) must be <= upper ({upper})")
+    if not math.isfinite(hi - lo):
+        raise ValueError(f"RReLU: upper - lower ({upper} - {lower}) overflows float64")
+    return lo, hi
+
+
 def rrelu_slopes(n, n_layers, seed, lower, upper, *, start=0, dtype=np.float32):
     """The RReLU training slopes of samples ``start .. start+n-1``.
 
@@ -441,7 +457,7 @@ def rrelu_slopes(n, n_layers, seed, lower, upper, *, start=0, dtype=np.float32):
         raise ValueError("RReLU: lower and upper must be finite") from None
     if not (math.isfinite(lower) and math.isfinite(upper)):
         raise ValueError(f"RReLU: lower and upper must be finite, got {lower}, {upper}")
-    lo, hi = rrelu_bounds(lower, upper, dtype)
+    lo, hi = slope_bounds(lower, upper, dtype)
     out = np.empty((n, int(n_layers)), dtype=dtype)
     _slopes_into(np.uint64(seed), np.int64(start), lo, hi, out)
     return out

@@ -1,22 +1,21 @@
 """The activation registry: what each activation *is*.
 
 One :class:`Spec` per ``torch.nn`` class: its parameters and defaults, their
-checks, the scalar forward/backward from :mod:`gradkern.scalar`, how its
+checks, the scalar forward/backward from :mod:`gradkern.activations.scalar`, how its
 parameters become the kernel's 4-tuple in a given dtype, and its kinks.  Tests,
 the CLI, the reference and the kernels all read this table, so no other module
 keeps a list of activation names.
 """
 import math
-import numbers
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Callable
 
 import numpy as np
 
+from ..stream.dists import slope_bounds
 from . import scalar as S
 
-__all__ = ["Activation", "Spec", "ACTIVATIONS", "activation", "from_torch"]
+__all__ = ["Spec", "ACTIVATIONS"]
 
 # torch/nn/modules/activation.py and ATen's SELU constants (double).
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -92,23 +91,6 @@ def _check_rrelu(p):
                          "/ 2 overflows float64")
 
 
-def rrelu_bounds(lower, upper, dtype):
-    """RReLU's training-slope bounds rounded to ``dtype`` as torch rounds them,
-    as float64 values; ValueError naming the bound that is not finite there."""
-    dtype = np.dtype(dtype)
-    with np.errstate(over="ignore"):
-        lo, hi = float(dtype.type(lower)), float(dtype.type(upper))
-    for key, given, value in (("lower", lower, lo), ("upper", upper, hi)):
-        if not math.isfinite(value):
-            raise ValueError(f"RReLU: {key}={given!r} overflows {dtype} (torch: 'value cannot "
-                             "be converted to type float without overflow')")
-    if not lo <= hi:
-        raise ValueError(f"RReLU: lower ({lower}) must be <= upper ({upper})")
-    if not math.isfinite(hi - lo):
-        raise ValueError(f"RReLU: upper - lower ({upper} - {lower}) overflows float64")
-    return lo, hi
-
-
 def _check_prelu(p):
     if p["num_parameters"] != 1:
         raise ValueError(
@@ -144,7 +126,7 @@ def _check_softshrink(p):
 
 def _rrelu_params(p, dtype):
     if p["training"]:
-        rrelu_bounds(p["lower"], p["upper"], dtype)  # the slopes' bounds, in dtype
+        slope_bounds(p["lower"], p["upper"], dtype)  # the slopes' bounds, in dtype
         # slot 0 is filled per sample and layer from the noise array
         return _pack(dtype, 0.0)
     # rrelu_with_noise_out_cpu: negative_slope = (lower + upper) / 2 in double
@@ -272,198 +254,6 @@ ACTIVATIONS = {s.name: s for s in _SPECS}
 _BY_LOWER = {name.lower(): name for name in ACTIVATIONS}
 
 
-class Activation:
-    """An activation with its parameters, as ``torch.nn.<name>(**params)``.
-
-    Create one with :func:`gradkern.activation`.  Immutable and hashable.
-    """
-
-    __slots__ = ("spec", "params")
-
-    def __init__(self, spec, params):
-        object.__setattr__(self, "spec", spec)
-        object.__setattr__(self, "params", MappingProxyType(dict(params)))
-
-    def __setattr__(self, name, value):
-        raise AttributeError("Activation objects are immutable")
-
-    @property
-    def name(self):
-        return self.spec.name
-
-    @property
-    def piecewise_linear(self):
-        return self.spec.piecewise_linear
-
-    @property
-    def stochastic(self):
-        """True for RReLU in training mode: the slope is drawn per sample and layer."""
-        return self.spec.name == "RReLU" and bool(self.params["training"])
-
-    def kernel_params(self, dtype):
-        """The kernel's 4-tuple of parameters, rounded to ``dtype``.
-
-        Raises ValueError when one is not finite in ``dtype`` (e.g.
-        ``LeakyReLU(negative_slope=1e300)`` in float32), as torch refuses such a
-        parameter ("value cannot be converted to type float without overflow").
-        """
-        dtype = np.dtype(dtype)
-        with np.errstate(over="ignore"):  # an overflow is reported below, by name
-            values = self.spec.kernel_params(self.params, dtype)
-        for i, v in enumerate(values):
-            if not np.isfinite(v):
-                self._overflow(i, dtype)
-        return values
-
-    def _overflow(self, i, dtype):
-        names = self.spec.kernel_names
-        name = names[i] if i < len(names) else f"kernel parameter {i}"
-        exact = self.spec.kernel_params(self.params, np.dtype(np.float64))[i]
-        raise ValueError(
-            f"{self!r} cannot run in {dtype}: {name} = {float(exact)!r} overflows {dtype} "
-            "(torch: 'value cannot be converted to type float without overflow')")
-
-    def kinks(self):
-        """Inputs at which the derivative is discontinuous (or switches formula)."""
-        return tuple(float(k) for k in self.spec.kinks(self.params))
-
-    def forward(self, x):
-        """Elementwise activation of ``x`` (depth-1 chain with weight 1)."""
-        from .api import chain_grad
-
-        return chain_grad(x, self, [1.0]).output
-
-    def derivative(self, x):
-        """Elementwise derivative at ``x`` (PyTorch's value at every kink)."""
-        from .api import chain_grad
-
-        return chain_grad(x, self, [1.0]).input_grad
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.name}({args})"
-
-    def __eq__(self, other):
-        return isinstance(other, Activation) and (self.name, dict(self.params)) == (
-            other.name,
-            dict(other.params),
-        )
-
-    def __hash__(self):
-        return hash((self.name, tuple(self.params.items())))
-
-
-def _check_param(act, key, value, default):
-    if isinstance(default, bool):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{act}: {key} must be a bool, got {type(value).__name__}")
-        return bool(value)
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{act}: {key} must be an int, got {type(value).__name__}")
-        return int(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{act}: {key} must be a real number, got {type(value).__name__}")
-    try:
-        value = float(value)
-    except OverflowError:  # an int or Fraction beyond float64, e.g. 10**400
-        raise ValueError(f"{act}: {key} must be finite, got a {type(value).__name__} beyond "
-                         "float64's range") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{act}: {key} must be finite, got {value}")
-    return value
-
-
-def activation(name, **params):
-    """Create an activation by its ``torch.nn`` class name (case-insensitive).
-
-    Parameters
-    ----------
-    name : str
-        One of ``gradkern.ACTIVATIONS``: ``"ELU"``, ``"tanh"``, ``"LeakyReLU"``...
-    **params
-        Constructor parameters with ``torch.nn``'s names and defaults
-        (``alpha=``, ``negative_slope=``, ``beta=``, ``threshold=``, ``lambd=``,
-        ``min_val=``, ``max_val=``, ``lower=``, ``upper=``, ``init=`` for PReLU,
-        ``training=`` for RReLU, default True as for a fresh ``nn.RReLU()``).
-
-    Returns
-    -------
-    Activation
-
-    Raises
-    ------
-    ValueError
-        Unknown name or parameter (the message lists the valid ones), or a
-        parameter value torch would reject.  gradkern also refuses a few that
-        torch accepts but computes non-finite numbers from: NaN or infinite
-        parameters, CELU's ``alpha`` that is 0 in float32 (torch's backward
-        divides by float32(alpha): NaN gradients), RReLU's eval slope
-        ``(lower + upper) / 2`` beyond float64.  A parameter that overflows the
-        chain's dtype (``LeakyReLU(negative_slope=1e300)`` with float32 inputs)
-        is a ValueError naming it and the dtype when the chain is computed.
-    TypeError
-        A parameter of the wrong type.
-
-    Notes
-    -----
-    PReLU's ``init`` is rounded to float32, as ``torch.nn.PReLU(init=0.1)``
-    holds it in a float32 weight (0.10000000149011612) that a float64 net
-    converted with ``.to(torch.float64)`` still computes with.
-    """
-    if isinstance(name, Activation):
-        if params:
-            return activation(name.name, **{**name.params, **params})
-        return name
-    if not isinstance(name, str):
-        raise TypeError(f"activation name must be a str, got {type(name).__name__}")
-    canonical = _BY_LOWER.get(name.lower())
-    if canonical is None:
-        raise ValueError(
-            f"unknown activation {name!r}; valid names: {', '.join(ACTIVATIONS)}"
-        )
-    spec = ACTIVATIONS[canonical]
-    unknown = sorted(set(params) - set(spec.defaults))
-    if unknown:
-        valid = ", ".join(spec.defaults) or "none"
-        raise ValueError(
-            f"{canonical} has no parameter {', '.join(map(repr, unknown))}; valid parameters: {valid}"
-        )
-    values = {
-        k: _check_param(canonical, k, params.get(k, d), d) for k, d in spec.defaults.items()
-    }
-    spec.check(values)
-    return Activation(spec, spec.round_params(values))
-
-
-# torch.nn module attribute -> gradkern parameter, where they differ or need reading
-def from_torch(module):
-    """Convert a ``torch.nn`` activation module instance to an :class:`Activation`.
-
-    Reads the module's parameters (and, for RReLU, ``module.training``; for
-    PReLU, the value of its single weight).  Does not import torch itself.
-    """
-    cls = type(module).__name__
-    if cls not in ACTIVATIONS:
-        raise TypeError(
-            f"cannot convert {cls} to a gradkern activation; supported torch.nn "
-            f"modules: {', '.join(ACTIVATIONS)}"
-        )
-    spec = ACTIVATIONS[cls]
-    params = {}
-    for key in spec.defaults:
-        if key == "training":
-            params[key] = bool(module.training)
-        elif cls == "PReLU" and key == "init":
-            weight = module.weight.detach().cpu().reshape(-1)
-            params[key] = _prelu_weight(float(weight[0]))
-        elif cls == "ReLU6":
-            continue
-        else:
-            params[key] = getattr(module, key)
-    return activation(cls, **params)
-
-
 def _prelu_weight(value):
     # a float32 module's weight always is; a float64 module's weight set to,
     # say, 0.1 is not, and gradkern's PReLU would compute with float32(0.1)
@@ -472,7 +262,3 @@ def _prelu_weight(value):
             f"PReLU: the module's weight {value!r} is not a float32 value; gradkern's "
             "PReLU, like torch.nn.PReLU(init=...), holds its weight in float32")
     return value
-
-
-def is_torch_module(obj):
-    return type(obj).__module__.startswith("torch.nn")

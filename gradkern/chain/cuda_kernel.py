@@ -1,10 +1,10 @@
 """The numba-cuda chain-rule kernel: the CPU kernel's sweep, one GPU thread per sample.
 
-Same algorithm as :mod:`gradkern.kernels_cpu` (read its docstring first): the
+Same algorithm as :mod:`gradkern.chain.cpu` (read its docstring first): the
 forward stores a_{k-1} in the sample's row of ``weight_grads``, the backward
 recomputes z_k = w_k * a_{k-1} and overwrites the slot with df/dw_k.  The
-scalar forward/backward come from :mod:`gradkern.scalar` and the products from
-``kernels_cpu._linear``, called unchanged: numba-cuda compiles a CPU
+scalar forward/backward come from :mod:`gradkern.activations.scalar` and the products from
+``core.linear``, called unchanged: numba-cuda compiles a CPU
 ``numba.njit`` function called from a ``cuda.jit`` kernel as a device function
 (numba-cuda's ``test_cpu_gpu_compat.py``), so there is no second copy of any
 formula.  numba-cuda's default ``fastmath=False`` keeps every ``a*b + c``
@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 from numba import cuda, types
 
-from .kernels_cpu import _linear, _noise_params, _shared_params
+from .core import linear as core_linear, noise_params, shared_params
 
 __all__ = ["get_kernel", "build_kernel", "kernel_signature", "make_chain_body", "launch_config"]
 
@@ -32,11 +32,11 @@ def make_chain_body(forward, backward, layer_params):
 
     Returned undecorated so that the same function is both launched
     (:func:`get_kernel`) and compiled to PTX for inspection without a GPU
-    (:mod:`gradkern.cuda_ptx`).
+    (:mod:`gradkern.ptx`).
     """
     from numba.cuda.core import config
 
-    linear = _linear
+    linear = core_linear
     if config.ENABLE_CUDASIM:
         # The simulator runs this body as Python, thread by thread.  Two things
         # differ from compiled code, both fixed here without touching a formula:
@@ -45,7 +45,7 @@ def make_chain_body(forward, backward, layer_params):
         # type of its first argument, as the compiled kernel's types are; and
         # the simulator's arrays cannot be passed to compiled code: call the
         # plain Python of ``layer_params`` (the one that indexes ``noise``).
-        forward, backward, linear = (_sim_typed(f) for f in (forward, backward, _linear))
+        forward, backward, linear = (_sim_typed(f) for f in (forward, backward, core_linear))
         layer_params = getattr(layer_params, "py_func", layer_params)
 
     def chain_kernel(x, w, p, noise, out_y, out_gw, out_gx):
@@ -103,7 +103,7 @@ _KERNELS = {}
 
 
 def layer_params_for(per_sample_noise):
-    return _noise_params if per_sample_noise else _shared_params
+    return noise_params if per_sample_noise else shared_params
 
 
 def build_kernel(spec, dtype, per_sample_noise=False):
@@ -121,12 +121,12 @@ def without_fma_contraction():
 
     NVVM contracts ``a*b + c`` into one ``fma.rn`` by default (``-fma=1``), and
     numba-cuda 0.30's ``fastmath=False`` does not turn that off: without this,
-    the PTX of every chain kernel has ``_linear``'s ``w*a + 0`` as
+    the PTX of every chain kernel has ``linear``'s ``w*a + 0`` as
     ``fma.rn.f32 w, a, 0`` (measured: 49 of them in ReLU's float32 kernel).
     Fused, a negative product that underflows keeps its sign (-0.0) where
     torch's unfused matmul gives +0.0, and every smooth formula rounds
     differently from the CPU kernel.  With ``-fma=0`` the GPU rounds like the
-    CPU kernel; the explicit ``fma`` of :mod:`gradkern.scalar` (``llvm.fma``)
+    CPU kernel; the explicit ``fma`` of :mod:`gradkern.activations.scalar` (``llvm.fma``)
     and libdevice's own fused operations are unaffected.
 
     numba-cuda has no public switch for it, so ``nvvm.compile_ir`` (looked up

@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from .api import ChainGrad, chain_grad
+from ..api import chain_grad
+from ..chain.arrays import ChainGrad
 
 __all__ = ["LIBS", "Lib", "machine_info"]
 
@@ -56,7 +57,7 @@ def _gradkern_cpu(x, act, w):
 def _torch_module(act, x):
     import torch
 
-    from .reference import to_torch
+    from ..reference import to_torch
 
     return to_torch(act).to(torch.float32 if x.dtype == np.float32 else torch.float64)
 
@@ -113,7 +114,7 @@ def _seed_loop(x, act, w):
     """The seed notebook's loop: one nn.Module forward/backward per sample."""
     import torch
 
-    from .reference import SimpleNet, seed_loop_grads
+    from ..reference import SimpleNet, seed_loop_grads
 
     net = SimpleNet(_torch_module(act, x), list(map(float, w)),
                     dtype=torch.float32 if x.dtype == np.float32 else torch.float64)
@@ -208,8 +209,9 @@ def bytes_per_sample(depth, dtype):
 def _floor_kernel():
     import numba
 
-    from ._numba_util import cache_kernel
-    from .kernels_cpu import BLOCK, CHUNKS_PER_THREAD
+    from .._numba.cache import cache_kernel
+    from ..chain.core import BLOCK
+    from ..chain.cpu import CHUNKS_PER_THREAD
 
     @numba.njit(parallel=True, error_model="numpy")
     def floor(x, out_y, out_gw, out_gx, n_threads):
@@ -238,7 +240,7 @@ def _floor_kernel():
 def _memory_floor(x, act, w):
     """Reads x and writes the three results with the kernel's own loop
     structure and no arithmetic: the fastest any chain kernel can be."""
-    from . import _threads
+    from .._numba import threads as _threads
 
     kernel = _floor_kernel()
     n, depth = x.shape[0], len(w)
@@ -277,7 +279,7 @@ def run_bench(acts, sizes, dtypes, libs, depth=3, repeat=5, budget_s=5.0, progre
     Records: activation, n, dtype, depth, lib, seconds (best of ``repeat``),
     samples_per_s, gbytes_per_s (of the bytes that must move), or skipped.
     """
-    from .activations import activation
+    from ..activations import activation
 
     cases = [(a, n, d, lib) for a in acts for n in sizes for d in dtypes for lib in libs]
     for i, (name, n, dtype, lib) in enumerate(cases):

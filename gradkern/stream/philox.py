@@ -12,7 +12,7 @@ The stream (the definition tests and users can rely on):
   index ``i`` and ``stream`` 0 for the input x, ``1 + k`` for the RReLU slope
   of layer k (0-based).  For inputs, ``i`` is the pair index j of samples
   (2j, 2j+1) for normal, lognormal, uniform and laplace, and the sample index
-  for student-t (:mod:`gradkern.dists`); for slopes it is the sample index;
+  for student-t (:mod:`gradkern.stream.dists`); for slopes it is the sample index;
 - output four 32-bit words ``(r0, r1, r2, r3)`` of Philox4x32 with 10 rounds
   (Salmon et al., SC'11), checked against Random123's known-answer vectors;
 - a uniform is made from two words: ``u = ((r_a >> 6) * 2**26 + (r_b >> 6) + 0.5)

@@ -21,7 +21,7 @@ import os
 import warnings
 from collections import deque
 
-from .errors import GradkernWarning, TaskTimeoutError
+from ..errors import GradkernWarning, TaskTimeoutError
 from .stats import BLOCK, Partials
 
 __all__ = ["get_client", "close_client", "dask_point_chunks", "CONNECT_TIMEOUT",
@@ -97,8 +97,8 @@ def _task(act_name, act_params, dist, weights, seed, samples, block0, n_blocks, 
     """One chunk on a worker: (F, MM, H) of blocks block0 .. block0+n_blocks-1."""
     import numba
 
-    from . import _threads
-    from .activations import activation
+    from .._numba import threads as _threads
+    from ..activations import activation
 
     if threads is None:
         # one worker per machine: its threads share the cores
@@ -110,9 +110,9 @@ def _task(act_name, act_params, dist, weights, seed, samples, block0, n_blocks, 
             threads = numba.config.NUMBA_NUM_THREADS
     _threads.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     if backend == "cuda":
-        from .stats_cuda import run_chunk
+        from .cuda import run_chunk
     else:
-        from .stats_cpu import run_chunk
+        from .cpu import run_chunk
     p = run_chunk(activation(act_name, **act_params), dist, weights, seed, samples, block0,
                   n_blocks, dtype)
     return p.F, p.MM, p.H

@@ -14,7 +14,7 @@ and inside a ``numba.cuda`` kernel:
 
 ``p`` is a 4-tuple of parameters already rounded to the kernel's dtype (PyTorch
 rounds every Scalar parameter with ``.to<scalar_t>()``); the meaning of each
-slot is documented per function and filled by :mod:`gradkern.activations`.
+slot is documented per function and filled by :mod:`gradkern.activations.table`.
 Constants are written ``T(c)`` with ``T = type(x)``: a bare ``1.0`` would
 promote a float32 kernel to float64.
 
@@ -24,8 +24,8 @@ the element hit its scalar or its SIMD path; ``../shared/torch-conventions.md``)
 """
 import numba
 
-from ._numba_util import fma
-from ._vecmath import vexp, vexpm1, vlog1p, vtanh
+from .._numba.intrinsics import fma
+from .._numba.vecmath import vexp, vexpm1, vlog1p, vtanh
 
 # error_model="numpy": IEEE division (x/0 -> inf/NaN) as in PyTorch, and no
 # ZeroDivisionError check, whose branch would keep loops from vectorising.
@@ -35,7 +35,7 @@ from ._vecmath import vexp, vexpm1, vlog1p, vtanh
 jit = numba.njit(error_model="numpy", forceinline=True)
 
 
-# Transcendentals (vexp, vexpm1, vlog1p, vtanh): gradkern._vecmath's branch-free
+# Transcendentals (vexp, vexpm1, vlog1p, vtanh): gradkern._numba.vecmath's branch-free
 # float32/float64 implementations (0.8-1.8 ulp, measured), so a loop over
 # samples becomes SIMD code with no libm call and no float64 in float32 code.
 

@@ -2,7 +2,7 @@
 
 Per block, :data:`stats.LANES` = 64 samples at a time: draw their inputs
 (``dists.filler``, one kernel per distribution kind; RReLU's slopes by
-``stats.slope_params``, as on the GPU), run them through the chain together (``kernels_cpu.make_block_chain``, the chain kernel's SIMD
+``stats.slope_params``, as on the GPU), run them through the chain together (``chain.core.make_block_chain``, the chain kernel's SIMD
 loops), and add every df/dw_k, df/dx and f to the block's lane sums
 (``stats.accumulate_lanes``), which are closed in lane order at the block's
 end (``stats.close_lanes``).  Every step is a SIMD loop over the 64 samples
@@ -15,10 +15,10 @@ import contextlib
 import numba
 import numpy as np
 
-from . import _threads
-from ._numba_util import cache_kernel
-from .dists import filler
-from .kernels_cpu import make_block_chain
+from .._numba import threads as _threads
+from .._numba.cache import cache_kernel
+from ..stream.dists import filler
+from ..chain.core import make_block_chain
 from .stats import (BLOCK, LANES, Partials, accumulate_lanes, close_lanes, empty_partials,
                     slope_params)
 

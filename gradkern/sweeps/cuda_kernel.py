@@ -1,4 +1,4 @@
-"""The ``@cuda.jit`` fused statistics kernel (see :mod:`gradkern.stats_cuda`).
+"""The ``@cuda.jit`` fused statistics kernel (see :mod:`gradkern.sweeps.cuda`).
 
 A module of its own because it imports ``numba.cuda`` at the top: the CUDA
 simulator swaps that module in a kernel's globals (not in closures), and
@@ -8,9 +8,8 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .dists import sample_pair
-from .stats import LANES, accumulate, make_chain
-from .stats_cuda import MAX_DEPTH
+from ..stream.dists import sample_pair
+from .stats import GPU_MAX_DEPTH as MAX_DEPTH, LANES, accumulate, make_chain
 
 __all__ = ["make_kernel"]
 

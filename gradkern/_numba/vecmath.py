@@ -63,7 +63,7 @@ import numpy as np
 from numba.core import types
 from numba.core.extending import overload
 
-from ._numba_util import bits_float, float_bits, fma
+from .intrinsics import bits_float, float_bits, fma
 
 __all__ = ["vexp", "vexpm1", "vlog1p", "vtanh", "vlog", "vcossin_turns", "MAX_ULP"]
 
@@ -96,32 +96,32 @@ _TANH_P64 = tuple(f64(c) for c in (
 
 def vexp(x):
     """exp(x) (jit-only: call from numba code)."""
-    raise NotImplementedError("gradkern._vecmath functions run inside numba code only")
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
 def vexpm1(x):
     """expm1(x) (jit-only)."""
-    raise NotImplementedError("gradkern._vecmath functions run inside numba code only")
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
 def vlog1p(x):
     """log1p(x) (jit-only)."""
-    raise NotImplementedError("gradkern._vecmath functions run inside numba code only")
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
 def vtanh(x):
     """tanh(x) (jit-only)."""
-    raise NotImplementedError("gradkern._vecmath functions run inside numba code only")
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
 def vlog(x):
     """log(x) (jit-only): the sweeps' Box-Muller draw and log10|g|."""
-    raise NotImplementedError("gradkern._vecmath functions run inside numba code only")
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
 def vcossin_turns(x):
     """(cos(2 pi x), sin(2 pi x)), float64 only, for |x| < 2**50 (jit-only)."""
-    raise NotImplementedError("gradkern._vecmath functions run inside numba code only")
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
 # ----------------------------------------------------------------------------- float32

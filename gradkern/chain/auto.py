@@ -4,14 +4,14 @@
 ``stream=``) means the caller is on the GPU already, so those always go to
 ``cuda``, which explains what is missing if it cannot run.
 """
-from . import backend_cpu
+from . import cpu
 
 __all__ = ["chain_grad", "choose"]
 
 
 def choose(x, stream=None):
     """"cuda" or "cpu": the backend ``auto`` runs for this input."""
-    from .backend_cuda import gpu_usable, is_device_array
+    from .cuda import gpu_usable, is_device_array
 
     if stream is not None or is_device_array(x):
         return "cuda"
@@ -21,8 +21,7 @@ def choose(x, stream=None):
 def chain_grad(x, act, weights, *, out=None, noise=None, seed=None, stream=None):
     """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation."""
     if choose(x, stream) == "cuda":
-        from . import backend_cuda
+        from . import cuda
 
-        return backend_cuda.chain_grad(x, act, weights, out=out, noise=noise, seed=seed,
-                                       stream=stream)
-    return backend_cpu.chain_grad(x, act, weights, out=out, noise=noise, seed=seed)
+        return cuda.chain_grad(x, act, weights, out=out, noise=noise, seed=seed, stream=stream)
+    return cpu.chain_grad(x, act, weights, out=out, noise=noise, seed=seed)

@@ -10,7 +10,7 @@ GPU (one graph for the batch, per-sample weight copies, one backward).
 Targets (issue 4, H100): >= 80% of the copy bandwidth with materialised
 results, >= 10x torch batched autograd.  Run on a GPU machine:
 
-    python -m gradkern.bench_cuda [--n 1e8] [--depth 3] [--acts Tanh,ReLU]
+    python -m gradkern.bench.gpu [--n 1e8] [--depth 3] [--acts Tanh,ReLU]
 
 which writes ``benchmarks/results/cuda-<device>.json``.  Nothing here runs
 without a GPU, so no figure exists that was not measured.
@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 
-from .api import ChainGrad, chain_grad
+from ..api import chain_grad
+from ..chain.arrays import ChainGrad
 
 __all__ = ["bytes_moved", "copy_bandwidth", "time_gradkern", "time_torch", "torch_batched_cuda",
            "run"]
@@ -88,7 +89,7 @@ def torch_batched_cuda(xt, act, weights):
     """
     import torch
 
-    from .reference import to_torch
+    from ..reference import to_torch
 
     module = to_torch(act).to(device=xt.device, dtype=xt.dtype)
     n = xt.shape[0]
@@ -127,7 +128,7 @@ def run(n=10**8, depth=3, acts=None, dtypes=("float32", "float64")):
     import numba
     from numba import cuda
 
-    from .activations import ACTIVATIONS, activation
+    from ..activations import ACTIVATIONS, activation
 
     if not cuda.is_available():
         raise SystemExit("no CUDA GPU: nothing measured, nothing written")

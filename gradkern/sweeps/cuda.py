@@ -25,13 +25,11 @@ import os
 import numba
 import numpy as np
 
-from .kernels_cpu import _shared_params
-from .stats import BLOCK, HIST_COLS, Partials, slope_params
+from ..chain.core import shared_params
+from .stats import BLOCK, GPU_MAX_DEPTH as MAX_DEPTH, HIST_COLS, Partials, slope_params
 
-__all__ = ["run_chunk", "kernel_for", "gpu_available", "MAX_DEPTH"]
+__all__ = ["run_chunk", "kernel_for", "gpu_available"]
 
-#: deepest chain the GPU kernel takes (local arrays need a compile-time size)
-MAX_DEPTH = 64
 _THREADS = 128
 
 
@@ -55,9 +53,9 @@ _KERNELS = {}
 def kernel_for(act, dtype):
     """The ``cuda.jit`` sweep kernel for ``act`` in ``dtype`` (built once per
     process; compiled on its first launch)."""
-    from .stats_cuda_kernel import make_kernel
+    from .cuda_kernel import make_kernel
 
-    layer_params = slope_params if act.stochastic else _shared_params
+    layer_params = slope_params if act.stochastic else shared_params
     key = (act.spec.forward, act.spec.backward, layer_params, dtype)
     kernel = _KERNELS.get(key)
     if kernel is None:
@@ -67,11 +65,11 @@ def kernel_for(act, dtype):
 
 
 def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
-    """As :func:`gradkern.stats_cpu.run_chunk`, on the GPU."""
+    """As :func:`gradkern.sweeps.cpu.run_chunk`, on the GPU."""
     from numba import cuda
 
-    from .kernels_cuda import without_fma_contraction
-    from .stats_cpu import noise_tuple
+    from ..chain.cuda_kernel import without_fma_contraction
+    from .cpu import noise_tuple
 
     dtype = np.dtype(dtype)
     w = np.ascontiguousarray(weights, dtype=dtype)

@@ -18,8 +18,8 @@ can ask :func:`gpu_usable` and ``import gradkern`` stays light.
 """
 import numpy as np
 
-from .errors import BackendUnavailableError
-from .api import ChainGrad, prepare_inputs, prepare_noise, prepare_out
+from ..errors import BackendUnavailableError
+from .arrays import ChainGrad, prepare_inputs, prepare_noise, prepare_out
 
 __all__ = ["chain_grad", "gpu_usable", "is_device_array", "CudaUnavailableError", "GPUOutOfMemoryError",
            "CHUNK_SAMPLES", "chunk_samples"]
@@ -372,7 +372,7 @@ def _is_oom(exc):
 # -- launch -------------------------------------------------------------------
 
 def _launch(cuda, act, dtype, d_x, d_w, d_noise, d_out, stream):
-    from .kernels_cuda import get_kernel, launch_config
+    from .cuda_kernel import get_kernel, launch_config
 
     n = d_x.shape[0]
     if n == 0:

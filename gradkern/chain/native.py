@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-from .api import BackendUnavailableError, prepare_inputs, prepare_noise, prepare_out
+from ..errors import BackendUnavailableError
+from .arrays import prepare_inputs, prepare_noise, prepare_out
 
-__all__ = ["NativeLibraryError", "ACTIVATION_IDS", "library_path", "load", "chain_grad"]
+__all__ = ["NativeLibraryError", "ACTIVATION_IDS", "library_path", "load", "chain_grad",
+           "chain_grad_host", "chain_grad_cuda"]
 
 #: gradkern name -> gk_activation (cuda/gradkern.h): gradkern.ACTIVATIONS' order
 ACTIVATION_IDS = {
@@ -28,12 +29,11 @@ ACTIVATION_IDS = {
     "ReLU6": 6, "RReLU": 7, "SELU": 8, "CELU": 9, "Sigmoid": 10, "Softplus": 11,
     "Softshrink": 12, "Softsign": 13, "Tanh": 14, "Tanhshrink": 15, "Hardshrink": 16,
 }
-assert set(ACTIVATION_IDS) == set(ACTIVATIONS)
 
 GK_OK, GK_ERR_NO_DEVICE, GK_ERR_CUDA = 0, 3, 4
 
 #: the source tree's cuda/ folder (exists for an editable install or a checkout)
-CUDA_DIR = Path(__file__).resolve().parent.parent / "cuda"
+CUDA_DIR = Path(__file__).resolve().parents[2] / "cuda"
 
 _KINDS = {
     # backend -> (library file, environment variable, entry-point prefix, make target)
@@ -157,3 +157,16 @@ def chain_grad(backend, x, act, weights, *, out=None, noise=None, seed=None):
             np.copyto(arr, target)
     res.backend = backend
     return res
+
+
+def chain_grad_host(x, act, weights, *, out=None, noise=None, seed=None):
+    """Backend ``native``: the C++ chain kernel of ``cuda/`` compiled for the
+    host with g++ and OpenMP (``libgradkern_host.so``, ``make -C cuda``)."""
+    return chain_grad("native", x, act, weights, out=out, noise=noise, seed=seed)
+
+
+def chain_grad_cuda(x, act, weights, *, out=None, noise=None, seed=None):
+    """Backend ``native-cuda``: the CUDA C++ chain kernel of ``cuda/``
+    (``libgradkern_cuda.so``, ``make -C cuda``; needs an NVIDIA GPU).  Host
+    arrays are copied to the device and back on every call."""
+    return chain_grad("native-cuda", x, act, weights, out=out, noise=noise, seed=seed)

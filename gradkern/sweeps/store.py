@@ -30,7 +30,7 @@ import os
 import re
 import warnings
 
-from .errors import ManifestMismatch, SweepDirectoryError, SweepDirectoryWarning
+from ..errors import ManifestMismatch, SweepDirectoryError, SweepDirectoryWarning
 
 __all__ = ["Store", "atomic_write", "is_sweep_dir", "ManifestMismatch"]
 

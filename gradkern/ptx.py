@@ -65,7 +65,7 @@ def _compute_capability(cc):
 def compile_chain_ptx(act, dtype, cc=(9, 0)):
     """PTX text of the chain kernel that backend "cuda" launches for ``act``.
 
-    The kernel is built by :func:`gradkern.kernels_cuda.build_kernel`, the
+    The kernel is built by :func:`gradkern.chain.cuda_kernel.build_kernel`, the
     same call the backend makes, so its compile options (FMA contraction off)
     are the launched kernel's.
 
@@ -80,7 +80,7 @@ def compile_chain_ptx(act, dtype, cc=(9, 0)):
     -------
     str
     """
-    from .kernels_cuda import build_kernel, kernel_ptx
+    from .chain.cuda_kernel import build_kernel, kernel_ptx
 
     with _compute_capability(cc):
         kernel = build_kernel(act.spec, np.dtype(dtype), act.stochastic)
@@ -89,14 +89,14 @@ def compile_chain_ptx(act, dtype, cc=(9, 0)):
 
 def compile_stats_ptx(act, dtype, cc=(9, 0)):
     """PTX text of the fused sweep kernel that ``gradkern.sweep(backend="cuda")``
-    launches for ``act`` (:mod:`gradkern.stats_cuda`), compiled for the
+    launches for ``act`` (:mod:`gradkern.sweeps.cuda`), compiled for the
     argument types ``stats_cuda.run_chunk`` passes and with FMA contraction
     off as there.  The simulator runs that kernel's body as Python; this
     checks that the GPU compiler takes it."""
     from numba import types
 
-    from .kernels_cuda import without_fma_contraction
-    from .stats_cuda import kernel_for
+    from .chain.cuda_kernel import without_fma_contraction
+    from .sweeps.cuda import kernel_for
 
     ft = types.float32 if np.dtype(dtype) == np.float32 else types.float64
     f64 = types.float64
@@ -118,9 +118,9 @@ def ptx_facts(ptx):
 
     ``f64`` counts float64 arithmetic instructions (``.f64`` opcodes, not
     loads/stores/conversions; in a float32 kernel they come from the float64
-    exp/tanh/log1p of :mod:`gradkern.scalar`); ``fma`` the fused
+    exp/tanh/log1p of :mod:`gradkern.activations.scalar`); ``fma`` the fused
     multiply-adds (with contraction off, each comes from an explicit ``fma``
-    in :mod:`gradkern.scalar` or from inside libdevice's exp/tanh/log1p);
+    in :mod:`gradkern.activations.scalar` or from inside libdevice's exp/tanh/log1p);
     ``approx_or_ftz`` the ``.approx``/``.ftz`` instructions (libdevice uses
     ``rcp.approx.ftz.f64`` as a first guess it then refines); ``calls`` the
     device calls left un-inlined.
@@ -155,7 +155,7 @@ def ptx_report(names=None, dtypes=("float32", "float64"), cc=(9, 0)):
     return report
 
 
-if __name__ == "__main__":  # python -m gradkern.cuda_ptx: the report as JSON
+if __name__ == "__main__":  # python -m gradkern.ptx: the report as JSON
     import json
     import sys
 

@@ -1,0 +1,228 @@
+"""The activations: what each one *is* (:mod:`.table`), its math (:mod:`.math`),
+and the objects users make from them.
+
+:func:`activation` builds an :class:`Activation` from a ``torch.nn`` class name
+and its parameters (torch's names, defaults and checks); :func:`resolve`
+accepts an Activation, a name or a torch.nn module instance.  Nothing else in
+gradkern keeps a list of activation names.
+"""
+import math
+import numbers
+from types import MappingProxyType
+
+import numpy as np
+
+from .table import ACTIVATIONS, Spec, _BY_LOWER, _prelu_weight
+
+__all__ = ["ACTIVATIONS", "Activation", "Spec", "activation", "from_torch", "is_torch_module",
+           "resolve"]
+
+
+class Activation:
+    """An activation with its parameters, as ``torch.nn.<name>(**params)``.
+
+    Create one with :func:`gradkern.activation`.  Immutable and hashable.
+    """
+
+    __slots__ = ("spec", "params")
+
+    def __init__(self, spec, params):
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "params", MappingProxyType(dict(params)))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Activation objects are immutable")
+
+    @property
+    def name(self):
+        return self.spec.name
+
+    @property
+    def piecewise_linear(self):
+        return self.spec.piecewise_linear
+
+    @property
+    def stochastic(self):
+        """True for RReLU in training mode: the slope is drawn per sample and layer."""
+        return self.spec.name == "RReLU" and bool(self.params["training"])
+
+    def kernel_params(self, dtype):
+        """The kernel's 4-tuple of parameters, rounded to ``dtype``.
+
+        Raises ValueError when one is not finite in ``dtype`` (e.g.
+        ``LeakyReLU(negative_slope=1e300)`` in float32), as torch refuses such a
+        parameter ("value cannot be converted to type float without overflow").
+        """
+        dtype = np.dtype(dtype)
+        with np.errstate(over="ignore"):  # an overflow is reported below, by name
+            values = self.spec.kernel_params(self.params, dtype)
+        for i, v in enumerate(values):
+            if not np.isfinite(v):
+                self._overflow(i, dtype)
+        return values
+
+    def _overflow(self, i, dtype):
+        names = self.spec.kernel_names
+        name = names[i] if i < len(names) else f"kernel parameter {i}"
+        exact = self.spec.kernel_params(self.params, np.dtype(np.float64))[i]
+        raise ValueError(
+            f"{self!r} cannot run in {dtype}: {name} = {float(exact)!r} overflows {dtype} "
+            "(torch: 'value cannot be converted to type float without overflow')")
+
+    def kinks(self):
+        """Inputs at which the derivative is discontinuous (or switches formula)."""
+        return tuple(float(k) for k in self.spec.kinks(self.params))
+
+    def forward(self, x):
+        """Elementwise activation of ``x`` (depth-1 chain with weight 1)."""
+        from ..chain import cpu
+
+        return cpu.chain_grad(x, self, [1.0]).output
+
+    def derivative(self, x):
+        """Elementwise derivative at ``x`` (PyTorch's value at every kink)."""
+        from ..chain import cpu
+
+        return cpu.chain_grad(x, self, [1.0]).input_grad
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({args})"
+
+    def __eq__(self, other):
+        return isinstance(other, Activation) and (self.name, dict(self.params)) == (
+            other.name,
+            dict(other.params),
+        )
+
+    def __hash__(self):
+        return hash((self.name, tuple(self.params.items())))
+
+
+def _check_param(act, key, value, default):
+    if isinstance(default, bool):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{act}: {key} must be a bool, got {type(value).__name__}")
+        return bool(value)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{act}: {key} must be an int, got {type(value).__name__}")
+        return int(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{act}: {key} must be a real number, got {type(value).__name__}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int or Fraction beyond float64, e.g. 10**400
+        raise ValueError(f"{act}: {key} must be finite, got a {type(value).__name__} beyond "
+                         "float64's range") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{act}: {key} must be finite, got {value}")
+    return value
+
+
+def activation(name, **params):
+    """Create an activation by its ``torch.nn`` class name (case-insensitive).
+
+    Parameters
+    ----------
+    name : str
+        One of ``gradkern.ACTIVATIONS``: ``"ELU"``, ``"tanh"``, ``"LeakyReLU"``...
+    **params
+        Constructor parameters with ``torch.nn``'s names and defaults
+        (``alpha=``, ``negative_slope=``, ``beta=``, ``threshold=``, ``lambd=``,
+        ``min_val=``, ``max_val=``, ``lower=``, ``upper=``, ``init=`` for PReLU,
+        ``training=`` for RReLU, default True as for a fresh ``nn.RReLU()``).
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        Unknown name or parameter (the message lists the valid ones), or a
+        parameter value torch would reject.  gradkern also refuses a few that
+        torch accepts but computes non-finite numbers from: NaN or infinite
+        parameters, CELU's ``alpha`` that is 0 in float32 (torch's backward
+        divides by float32(alpha): NaN gradients), RReLU's eval slope
+        ``(lower + upper) / 2`` beyond float64.  A parameter that overflows the
+        chain's dtype (``LeakyReLU(negative_slope=1e300)`` with float32 inputs)
+        is a ValueError naming it and the dtype when the chain is computed.
+    TypeError
+        A parameter of the wrong type.
+
+    Notes
+    -----
+    PReLU's ``init`` is rounded to float32, as ``torch.nn.PReLU(init=0.1)``
+    holds it in a float32 weight (0.10000000149011612) that a float64 net
+    converted with ``.to(torch.float64)`` still computes with.
+    """
+    if isinstance(name, Activation):
+        if params:
+            return activation(name.name, **{**name.params, **params})
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"activation name must be a str, got {type(name).__name__}")
+    canonical = _BY_LOWER.get(name.lower())
+    if canonical is None:
+        raise ValueError(
+            f"unknown activation {name!r}; valid names: {', '.join(ACTIVATIONS)}"
+        )
+    spec = ACTIVATIONS[canonical]
+    unknown = sorted(set(params) - set(spec.defaults))
+    if unknown:
+        valid = ", ".join(spec.defaults) or "none"
+        raise ValueError(
+            f"{canonical} has no parameter {', '.join(map(repr, unknown))}; valid parameters: {valid}"
+        )
+    values = {
+        k: _check_param(canonical, k, params.get(k, d), d) for k, d in spec.defaults.items()
+    }
+    spec.check(values)
+    return Activation(spec, spec.round_params(values))
+
+
+# torch.nn module attribute -> gradkern parameter, where they differ or need reading
+def from_torch(module):
+    """Convert a ``torch.nn`` activation module instance to an :class:`Activation`.
+
+    Reads the module's parameters (and, for RReLU, ``module.training``; for
+    PReLU, the value of its single weight).  Does not import torch itself.
+    """
+    cls = type(module).__name__
+    if cls not in ACTIVATIONS:
+        raise TypeError(
+            f"cannot convert {cls} to a gradkern activation; supported torch.nn "
+            f"modules: {', '.join(ACTIVATIONS)}"
+        )
+    spec = ACTIVATIONS[cls]
+    params = {}
+    for key in spec.defaults:
+        if key == "training":
+            params[key] = bool(module.training)
+        elif cls == "PReLU" and key == "init":
+            weight = module.weight.detach().cpu().reshape(-1)
+            params[key] = _prelu_weight(float(weight[0]))
+        elif cls == "ReLU6":
+            continue
+        else:
+            params[key] = getattr(module, key)
+    return activation(cls, **params)
+
+
+def is_torch_module(obj):
+    return type(obj).__module__.startswith("torch.nn")
+
+
+def resolve(act):
+    """An :class:`Activation` from an Activation, a name or a torch.nn module."""
+    if isinstance(act, Activation):
+        return act
+    if isinstance(act, str):
+        return activation(act)
+    if is_torch_module(act):
+        return from_torch(act)
+    raise TypeError(
+        "activation must be a gradkern Activation, a torch.nn class name such as "
+        f"'Tanh', or a torch.nn activation module; got {type(act).__name__}"
+    )

@@ -1,0 +1,183 @@
+"""The arrays of a chain call: dtype rules, input checks, the result tuple.
+
+Every backend takes the caller's raw ``x``, ``weights``, ``noise`` and
+``out`` and runs them through these helpers, so the rules are the same on the
+CPU, the GPU and the native libraries: float32 stays float32 and float64
+stays float64 (by kind and size, either byte order), any other real dtype is
+computed in float64, bad input is a ValueError or TypeError naming the
+argument, and no output array may overlap anything the caller passed.
+"""
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from ..stream.dists import rrelu_slopes
+from .core import empty_noise
+
+__all__ = ["ChainGrad", "compute_dtype", "prepare_inputs", "prepare_noise", "prepare_out"]
+
+
+class _ChainGradFields(NamedTuple):
+    output: np.ndarray  #: (N,) f(x)
+    weight_grads: np.ndarray  #: (N, L) column i is df/dw_{i+1}, per sample
+    input_grad: np.ndarray  #: (N,) df/dx
+
+
+class ChainGrad(_ChainGradFields):
+    """Results of :func:`chain_grad` for N inputs and L layers.
+
+    A named tuple ``(output, weight_grads, input_grad)``; ``backend`` names the
+    backend that computed it (useful with ``backend="auto"``).
+    """
+
+    backend = None
+
+
+def _is_torch_tensor(value):
+    return hasattr(value, "detach") and hasattr(value, "cpu")
+
+
+def _as_real_array(value, what):
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{what} is a numpy masked array, and gradkern would ignore its mask: "
+                        f"pass {what}.compressed() or {what}.filled(value) instead")
+    if _is_torch_tensor(value):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{what} must be array-like of real numbers: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(
+            f"{what} must hold real numbers (float or int; integers beyond 64 bits are not "
+            f"supported), got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def compute_dtype(x):
+    """float32 stays float32, float64 stays float64, any other real -> float64.
+
+    By kind and size, in either byte order: ``>f4`` is float32.
+    """
+    if x.dtype.kind == "f" and x.dtype.itemsize == 4:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _to_dtype(arr, dtype, what):
+    """``arr`` as a contiguous, aligned, native ``dtype`` array (a copy unless it
+    already is one); ValueError if a finite value overflows ``dtype``."""
+    with np.errstate(over="ignore"):
+        out = np.require(arr, dtype=dtype, requirements=("C", "A"))
+    # only a narrowing float cast can overflow (float64 -> float32, longdouble ->
+    # float64); ints and float16 always fit
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > dtype.itemsize:
+        overflow = np.isfinite(arr) & ~np.isfinite(out)
+        if overflow.any():
+            value = arr[overflow].flat[0]
+            raise ValueError(f"{what} holds {value!s}, which overflows {dtype} (largest "
+                             f"{dtype}: {np.finfo(dtype).max:.6g}; torch refuses it too)")
+    return out
+
+
+def prepare_inputs(x, weights):
+    x = _as_real_array(x, "x")
+    if x.ndim != 1:
+        raise ValueError(f"x must be 1-D (N inputs), got shape {x.shape}")
+    dtype = compute_dtype(x)
+    if x.dtype != dtype:
+        # a copy: the caller's array is never written.  Strided x of the right
+        # dtype goes to the kernels as it is.
+        x = _to_dtype(x, dtype, "x")
+    w = _as_real_array(weights, "weights")
+    if w.ndim != 1 or w.shape[0] < 1:
+        raise ValueError(f"weights must be 1-D with at least one layer, got shape {w.shape}")
+    w = _to_dtype(w, dtype, "weights")
+    return x, w, dtype
+
+
+def _fresh_seed():
+    """A seed nobody chose: 64 bits from the operating system."""
+    return int.from_bytes(os.urandom(8), "little")
+
+
+def prepare_noise(act, noise, seed, n, n_layers, dtype):
+    if not act.stochastic:
+        for key, value in (("noise", noise), ("seed", seed)):
+            if value is not None:
+                raise ValueError(f"{key}= is only for RReLU in training mode (the slopes it "
+                                 f"draws per sample and layer), not {act!r}")
+        return empty_noise(dtype)
+    if noise is None:
+        # the slopes of samples 0..N-1 of a sweep with this seed (gk.rrelu_slopes)
+        seed = _fresh_seed() if seed is None else seed
+        return rrelu_slopes(n, n_layers, seed, act.params["lower"], act.params["upper"],
+                            dtype=dtype)
+    if seed is not None:
+        raise ValueError("pass noise= or seed=, not both: seed= draws the slopes that noise= "
+                         "gives")
+    noise = _as_real_array(noise, "noise")
+    if noise.shape != (n, n_layers):
+        raise ValueError(f"noise must have shape (N, L) = {(n, n_layers)}, got {noise.shape}")
+    return _to_dtype(noise, dtype, "noise")
+
+
+def _host_memory(value):
+    """A NumPy array over the caller's memory behind ``value``, or None when
+    there is none to overlap (lists, scalars, device arrays)."""
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        if _is_torch_tensor(value):
+            return value.detach().numpy() if value.device.type == "cpu" else None
+        if hasattr(value, "__array_interface__"):
+            return np.asarray(value)
+        return np.asarray(memoryview(value))  # bytearray, array.array, ...
+    except Exception:
+        return None
+
+
+def prepare_out(out, n, n_layers, dtype, inputs):
+    """The arrays to write the results into (new ones if ``out`` is None).
+
+    ``inputs`` are every input the call reads, as the caller passed them and
+    as converted: an ``out`` array overlapping any of them is refused, so
+    neither the caller's arrays nor the kernel's inputs are ever written.
+    """
+    if out is None:
+        return ChainGrad(
+            np.empty(n, dtype), np.empty((n, n_layers), dtype), np.empty(n, dtype)
+        )
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise TypeError("out must be a ChainGrad or a tuple (output, weight_grads, input_grad)")
+    shapes = ChainGrad((n,), (n, n_layers), (n,))
+    out = ChainGrad(*(_out_array(name, arr, shape, dtype)
+                      for name, arr, shape in zip(ChainGrad._fields, out, shapes)))
+    memory = [m for m in map(_host_memory, inputs) if m is not None]
+    for name, arr in zip(ChainGrad._fields, out):
+        if any(np.may_share_memory(arr, m) for m in memory):
+            raise ValueError(f"out.{name} overlaps an input array")
+    for i in range(3):
+        for j in range(i):
+            if np.may_share_memory(out[i], out[j]):
+                raise ValueError(f"out.{out._fields[i]} overlaps out.{out._fields[j]}")
+    return out
+
+
+def _out_array(name, arr, shape, dtype):
+    if isinstance(arr, np.ma.MaskedArray):
+        raise TypeError(f"out.{name} is a numpy masked array, and gradkern would ignore its "
+                        "mask: pass a plain numpy array")
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"out.{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.shape != shape or arr.dtype != dtype:
+        raise ValueError(
+            f"out.{name} must have shape {shape} and dtype {dtype}, "
+            f"got {arr.shape} {arr.dtype}"
+        )
+    if not arr.flags.writeable:
+        raise ValueError(f"out.{name} is read-only")
+    # other ndarray subclasses (np.memmap, ...) are written through a plain view
+    return arr if type(arr) is np.ndarray else arr.view(np.ndarray)

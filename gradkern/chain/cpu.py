@@ -1,0 +1,101 @@
+"""The ``cpu`` backend: NumPy arrays through the Numba chain kernel (parallel).
+
+Layout for speed: samples are taken in blocks of ``BLOCK``; within a block the
+layers are the outer loop and the samples the inner one, so every inner loop
+is the same scalar code over 256 independent samples, which LLVM turns into
+SIMD code, 8 float32 lanes on this AVX-512 machine (LLVM's tuning prefers
+256-bit vectors); the scalar functions are branch-free: selects, no libm calls
+(see ``_numba.vecmath``).  The forward keeps a_0..a_L for the block in a scratch
+array of (L+1) x BLOCK values, allocated once per parallel chunk, not per
+sample; the backward overwrites a_k with df/dw_k once it is no longer needed,
+and the block is then written out.  z_k is recomputed as w_k * a_{k-1}, the
+same single rounding, so nothing else is kept (the chain rule itself:
+:mod:`.core`).
+"""
+import contextlib
+
+import numba
+import numpy as np
+
+from .._numba import threads
+from .._numba.cache import cache_kernel
+from .arrays import prepare_inputs, prepare_noise, prepare_out
+from .core import BLOCK, make_block_chain
+
+__all__ = ["chain_grad", "get_kernel", "SERIAL_BELOW", "CHUNKS_PER_THREAD"]
+
+#: parallel chunks per thread: more than 1 so an uneven tail balances
+CHUNKS_PER_THREAD = 4
+
+
+#: below this many samples the serial build runs: there is too little to
+#: share (1e4 samples: 0.025 ms on one core; waking GNU OpenMP's team once
+#: cost 4.7 ms per call on a busy machine, see _threads)
+SERIAL_BELOW = 65536
+
+
+def _make_chain_kernel(forward, backward, per_sample_noise, parallel=True):
+    noisy = per_sample_noise
+    block_chain = make_block_chain(forward, backward, per_sample_noise, in_place=True)
+
+    @numba.njit(parallel=parallel, error_model="numpy")
+    def chain_kernel(x, w, p, noise, out_y, out_gw, out_gx, n_threads):
+        # n_threads comes from the caller: numba.get_num_threads() inside the
+        # kernel is a ctypes-pointer global, which disables the disk cache
+        n = x.shape[0]
+        n_layers = w.shape[0]
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        n_chunks = min(n_blocks, CHUNKS_PER_THREAD * n_threads)
+        for c in numba.prange(n_chunks):
+            a = np.empty((n_layers + 1, BLOCK), dtype=x.dtype)
+            g = np.empty(BLOCK, dtype=x.dtype)
+            for b in range(c * n_blocks // n_chunks, (c + 1) * n_blocks // n_chunks):
+                i0 = b * BLOCK
+                m = min(BLOCK, n - i0)
+                # per-block views indexed by j in range(m): with x[i0 + j] LLVM
+                # could not rule out Numba's negative-index wraparound and used
+                # gathers/scatters instead of vector loads/stores
+                gxb = out_gx[i0:i0 + m]
+                gwb = out_gw[i0:i0 + m]
+                nb = noise[i0:i0 + m] if noisy else noise
+                block_chain(x[i0:i0 + m], w, p, nb, a, a, g, out_y[i0:i0 + m], m)
+                for j in range(m):
+                    gxb[j] = g[j]
+                for k in range(n_layers):
+                    for j in range(m):
+                        gwb[j, k] = a[k + 1, j]
+
+    return cache_kernel(chain_kernel, forward, backward, f"noise={noisy}", f"parallel={parallel}")
+
+
+_KERNELS = {}
+
+
+def get_kernel(spec, per_sample_noise=False, parallel=True):
+    """The compiled chain kernel for ``spec`` (an activations.Spec).
+
+    Built once per process and per (forward, backward) pair; compiled lazily per
+    dtype and memory layout and cached on disk, so a second process loads it
+    instead of compiling (see ``_numba_util.cache_kernel``).
+    """
+    key = (spec.forward, spec.backward, per_sample_noise, parallel)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = _KERNELS[key] = _make_chain_kernel(spec.forward, spec.backward,
+                                                    per_sample_noise, parallel)
+    return kernel
+
+
+def chain_grad(x, act, weights, *, out=None, noise=None, seed=None):
+    """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation."""
+    caller = (x, weights, noise)  # as passed: out= may overlap none of them either
+    x, w, dtype = prepare_inputs(x, weights)
+    n, n_layers = x.shape[0], w.shape[0]
+    noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
+    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr) + caller)
+    parallel = n >= SERIAL_BELOW and threads.parallel_allowed()
+    kernel = get_kernel(act.spec, per_sample_noise=act.stochastic, parallel=parallel)
+    with threads.launch() if parallel else contextlib.nullcontext():
+        kernel(x, w, act.kernel_params(dtype), noise_arr, *res, threads.num_threads())
+    res.backend = "cpu"
+    return res

@@ -1,0 +1,13 @@
+"""Sweeps: gradient statistics over a grid of activations x depths x input
+distributions x weights, from fused streaming kernels that never hold N x L
+arrays.
+
+:mod:`.grid` the points, :mod:`.stats` the per-block statistics and their
+fold, :mod:`.cpu` / :mod:`.cuda` the fused kernels, :mod:`.run` the runner
+(:func:`sweep`, :func:`load`), :mod:`.store` the directory, :mod:`.dask` the
+distributed runner, :mod:`.table` the results.
+"""
+from .run import STREAM, load, sweep
+from .table import SweepResult
+
+__all__ = ["sweep", "load", "SweepResult", "STREAM"]
