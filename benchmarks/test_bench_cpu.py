@@ -10,14 +10,10 @@ import pytest
 
 import gradkern as gk
 from gradkern import reference
+from gradkern.activations import default
 from gradkern.bench.cpu import LIBS, bytes_per_sample, machine_info
 
 CHECK_N = 20_000
-
-
-def _act(name):
-    # RReLU is benchmarked in eval mode: training mode draws noise per call in torch
-    return gk.activation(name, training=False) if name == "RReLU" else gk.activation(name)
 
 
 def _close(a, b, dtype, piecewise):
@@ -31,10 +27,10 @@ def _close(a, b, dtype, piecewise):
 
 def test_chain_grad(benchmark, lib, act_name, n, dtype, depth):
     spec = LIBS[lib]
-    reason = spec.skip_reason(act_name, n)
+    act = default(act_name)  # deterministic: RReLU in eval mode
+    reason = spec.skip_reason(act, n)
     if reason:
         pytest.skip(reason)
-    act = _act(act_name)
     x = (np.random.default_rng(0).standard_normal(n) * 2).astype(dtype)
     w = np.ones(depth, dtype)
     run, to_numpy = spec.make(x, act, w)

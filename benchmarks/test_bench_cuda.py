@@ -18,6 +18,7 @@ cuda = pytest.importorskip("numba.cuda")
 if not cuda.is_available():
     pytest.skip("no CUDA GPU", allow_module_level=True)
 
+from gradkern.activations import default  # noqa: E402
 from gradkern.bench import gpu as bench_cuda  # noqa: E402
 
 CHECK_N = 20_000
@@ -29,13 +30,9 @@ def copy_bw():
     return bench_cuda.copy_bandwidth()
 
 
-def _act(name):
-    return gk.activation(name, training=False) if name == "RReLU" else gk.activation(name)
-
-
 @pytest.mark.parametrize("gpu_lib", LIBS)
 def test_chain_grad_cuda(benchmark, gpu_lib, act_name, n, dtype, depth, copy_bw):
-    act = _act(act_name)
+    act = default(act_name)  # deterministic: RReLU in eval mode
     x = (np.random.default_rng(0).standard_normal(n) * 2).astype(dtype)
     w = np.ones(depth, dtype)
     if gpu_lib == "gradkern-cuda":

@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 import gradkern as gk
+from gradkern.bench.peers import jax_activation, jax_skip_reason
 
 N = int(float(os.environ.get("GRADKERN_SWEEP_N", "1e7")))
 LIBS = os.environ.get("GRADKERN_SWEEP_LIBS", "gradkern,jax,torch").split(",")
@@ -47,31 +48,18 @@ def run_gradkern(name, n):
 
 
 # ----------------------------------------------------------------------------- JAX
-def _jax_act(name, jnp, jax):
-    nn = jax.nn
-    return {
-        "ELU": nn.elu, "Hardtanh": lambda x: jnp.clip(x, -1.0, 1.0),
-        "LeakyReLU": lambda x: nn.leaky_relu(x, 0.01), "LogSigmoid": nn.log_sigmoid,
-        "PReLU": lambda x: jnp.where(x > 0, x, 0.25 * x), "ReLU": nn.relu, "ReLU6": nn.relu6,
-        "SELU": nn.selu, "CELU": nn.celu, "Sigmoid": nn.sigmoid, "Softplus": nn.softplus,
-        "Softshrink": lambda x: jnp.where(x > 0.5, x - 0.5, jnp.where(x < -0.5, x + 0.5, 0.0)),
-        "Softsign": nn.soft_sign, "Tanh": jnp.tanh, "Tanhshrink": lambda x: x - jnp.tanh(x),
-        "Hardshrink": lambda x: jnp.where(jnp.abs(x) > 0.5, x, 0.0),
-    }.get(name)
-
-
 def _jax_chunk_fn(name):
     import jax
     import jax.numpy as jnp
 
-    act = _jax_act(name, jnp, jax)
+    # one table of JAX definitions (gradkern.bench.peers); a slope per sample
+    # and layer is drawn below for the activations that take one (RReLU)
+    act = jax_activation(gk.activation(name))
 
     def f(w, x, slopes):
         a = x
         for k in range(DEPTH):
-            z = w[k] * a
-            # RReLU (training): a slope per sample and layer, drawn below
-            a = jnp.where(z >= 0, z, z * slopes[k]) if act is None else act(z)
+            a = act(w[k] * a, slopes[k])
         return a
 
     g = jax.vmap(jax.value_and_grad(f, argnums=(0, 1)), in_axes=(None, 0, 1))
@@ -179,6 +167,9 @@ def test_sweep_throughput(benchmark, sweep_lib, sweep_act):
     lib, act_name = sweep_lib, sweep_act
     if lib == "jax":
         pytest.importorskip("jax")
+        reason = jax_skip_reason(gk.activation(act_name))
+        if reason:
+            pytest.skip(reason)
     if lib == "torch":
         pytest.importorskip("torch")
     run = MAKERS[lib](act_name)

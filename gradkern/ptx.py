@@ -83,7 +83,7 @@ def compile_chain_ptx(act, dtype, cc=(9, 0)):
     from .chain.cuda_kernel import build_kernel, kernel_ptx
 
     with _compute_capability(cc):
-        kernel = build_kernel(act.spec, np.dtype(dtype), act.stochastic)
+        kernel = build_kernel(act.ops(), np.dtype(dtype), act.stochastic)
         return kernel_ptx(kernel, (cc[0], cc[1], "a" if tuple(cc) >= (9, 0) else ""))
 
 
@@ -140,18 +140,14 @@ def ptx_facts(ptx):
 
 
 def ptx_report(names=None, dtypes=("float32", "float64"), cc=(9, 0)):
-    """``{"Activation/dtype": ptx_facts(...)}`` for every activation (RReLU both modes)."""
-    from .activations import ACTIVATIONS, activation
+    """``{"label/dtype": ptx_facts(...)}`` for every registry variant
+    (``RReLU`` and ``RReLU(training)``, ...)."""
+    from .activations import variants
 
     report = {}
-    for name in names or ACTIVATIONS:
-        variants = [activation(name)]
-        if name == "RReLU":
-            variants = [activation(name, training=False), activation(name, training=True)]
-        for act in variants:
-            label = "RReLU(training)" if act.stochastic else name
-            for dt in dtypes:
-                report[f"{label}/{dt}"] = ptx_facts(compile_chain_ptx(act, np.dtype(dt), cc))
+    for label, act in variants(names):
+        for dt in dtypes:
+            report[f"{label}/{dt}"] = ptx_facts(compile_chain_ptx(act, np.dtype(dt), cc))
     return report
 
 

@@ -19,6 +19,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from .activations import resolve as resolve_activation
+from .activations.torchnn import RecordingRReLU, is_recorder, to_torch
 from .chain.arrays import ChainGrad, compute_dtype
 
 __all__ = [
@@ -27,38 +28,6 @@ __all__ = [
 ]
 
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-
-
-class RecordingRReLU(torch.nn.RReLU):
-    """``nn.RReLU`` that keeps the noise torch drew at every call.
-
-    Same op as ``F.rrelu`` (``at::rrelu`` is ``rrelu_with_noise`` on a fresh
-    noise tensor), so it consumes the generator identically; it only keeps the
-    noise tensor that ``F.rrelu`` throws away.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.recorded = []
-
-    def forward(self, input):
-        if not self.training:
-            return super().forward(input)
-        noise = torch.empty_like(input)
-        out = torch._C._nn.rrelu_with_noise(input, noise, self.lower, self.upper, True)
-        self.recorded.append(noise.detach().clone())
-        return out
-
-
-def to_torch(act, record_noise=False):
-    """The ``torch.nn`` module for a gradkern activation (or name)."""
-    act = resolve_activation(act)
-    kwargs = {k: v for k, v in act.params.items() if k != "training"}
-    cls = RecordingRReLU if (record_noise and act.name == "RReLU") else getattr(torch.nn, act.name)
-    module = cls(**kwargs)
-    if act.name == "RReLU":
-        module.train(act.params["training"])
-    return module
 
 
 class SimpleNet(torch.nn.Module):
@@ -115,8 +84,7 @@ def per_sample_grads(x, activation, weights):
     mode, so RReLU goes through :func:`batched_grads` instead.
     """
     act = resolve_activation(activation)
-    if act.name == "RReLU":
-        # vmap has no batching rule for aten::rrelu_with_noise (torch 2.13)
+    if not act.spec.torch_vmap:  # e.g. no batching rule for aten::rrelu_with_noise
         return batched_grads(x, act, weights)[0]
     x, weights, dtype = _prepare(x, weights)
     tdtype = _TORCH_DTYPES[dtype]
@@ -166,7 +134,7 @@ def batched_grads(x, activation, weights):
         a = module(torch.bmm(w[:, k].reshape(n, 1, 1), a.reshape(n, 1, 1)).reshape(n))
     a.sum().backward()
     noise = None
-    if isinstance(module, RecordingRReLU) and module.training:
+    if is_recorder(module) and module.training:
         noise = torch.stack(module.recorded, dim=1).numpy()
     return ChainGrad(a.detach().numpy(), w.grad.numpy(), xt.grad.numpy()), noise
 
@@ -190,7 +158,7 @@ def seed_loop_grads(net, x):
     xt = xt.reshape(-1, 1).to(next(net.parameters()).dtype)
     layers = net.layers()
     ys, gws, gxs = [], [], []
-    recorder = net.activation if isinstance(net.activation, RecordingRReLU) else None
+    recorder = net.activation if is_recorder(net.activation) else None
     if recorder is not None:
         recorder.recorded.clear()
     for row in xt:

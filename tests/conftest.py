@@ -30,14 +30,15 @@ import gradkern as gk  # noqa: E402
 ACT_NAMES = list(gk.ACTIVATIONS)
 PIECEWISE = [n for n, s in gk.ACTIVATIONS.items() if s.piecewise_linear]
 SMOOTH = [n for n, s in gk.ACTIVATIONS.items() if not s.piecewise_linear]
+#: label -> Activation for every registry variant (RReLU and RReLU(training), ...)
+VARIANTS = dict(gk.activations.variants())
 DTYPES = [np.float32, np.float64]
 
 
 def default_activation(name, **params):
-    """The activation with torch.nn defaults; RReLU in eval mode unless asked."""
-    if name == "RReLU":
-        params.setdefault("training", False)
-    return gk.activation(name, **params)
+    """The registry's deterministic configuration of ``name`` (RReLU in eval
+    mode), with ``params`` on top."""
+    return gk.activation(gk.activations.default(name), **params)
 
 
 @pytest.fixture(params=ACT_NAMES)

@@ -84,7 +84,7 @@ def test_out_is_filled_and_returned():
     ({"activation": "Swish"}, ValueError, "unknown activation 'Swish'; valid names"),
     ({"activation": 3}, TypeError, "activation must be"),
     ({"backend": "tpu"}, ValueError, "unknown backend 'tpu'; valid backends: cpu"),
-    ({"noise": np.ones((3, 2))}, ValueError, "noise= is only for RReLU in training mode"),
+    ({"noise": np.ones((3, 2))}, ValueError, "noise= is only for an activation that draws"),
 ])
 def test_bad_input(kwargs, exc, match):
     args = {"x": np.ones(3), "activation": "Tanh", "weights": [1.0, 2.0], **kwargs}
@@ -175,7 +175,7 @@ def test_other_ndarray_subclasses_written_in_place(tmp_path):
 
 @pytest.mark.parametrize("act", ["Tanh", gk.activation("RReLU", training=False)])
 def test_seed_only_for_rrelu_training(act):
-    with pytest.raises(ValueError, match=r"seed= is only for RReLU in training mode"):
+    with pytest.raises(ValueError, match=r"seed= is only for an activation that draws"):
         gk.chain_grad(np.ones(3), act, [1.0], seed=0)
 
 
@@ -226,7 +226,7 @@ def test_compiled_kernels_cached_on_disk(tmp_path):
     """A second process loads the kernel from NUMBA_CACHE_DIR instead of compiling."""
     code = ("import numpy as np, gradkern as gk; from gradkern.chain.cpu import get_kernel; "
             "gk.chain_grad(np.ones(4, np.float32), 'Softsign', [1.0, 2.0]); "
-            "k = get_kernel(gk.ACTIVATIONS['Softsign'], parallel=False); "
+            "k = get_kernel(gk.activation('Softsign').ops(), parallel=False); "
             "print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))")
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
     first = _run(code, env).split()

@@ -251,7 +251,7 @@ def test_bad_device_input():
     with pytest.raises(ValueError, match="noise must have shape"):
         gk.chain_grad(d_x, gk.activation("RReLU"), [1.0], backend="cuda",
                       noise=cuda.device_array((8, 2)))
-    with pytest.raises(ValueError, match="noise= is only for RReLU"):
+    with pytest.raises(ValueError, match="noise= is only for an activation that draws"):
         gk.chain_grad(d_x, "Tanh", [1.0], backend="cuda", noise=np.ones((8, 1)))
 
 
@@ -398,7 +398,7 @@ def test_gpu_chunked_equals_one_pass(monkeypatch):
 def test_gpu_launch_config_from_occupancy():
     from gradkern.chain.cuda_kernel import get_kernel, launch_config
 
-    kernel = get_kernel(gk.ACTIVATIONS["Tanh"], np.float32)
+    kernel = get_kernel(gk.activation("Tanh").ops(), np.float32)
     blocks, threads = launch_config(kernel, 10**8)
     dev = cuda.get_current_device()
     assert threads in (128, 256, 512, 1024)
@@ -410,7 +410,7 @@ def test_gpu_launch_config_from_occupancy():
 def test_simulator_launch_uses_grid_stride():
     from gradkern.chain.cuda_kernel import SIM_LAUNCH, get_kernel, launch_config
 
-    kernel = get_kernel(gk.ACTIVATIONS["ReLU"], np.float64)
+    kernel = get_kernel(gk.activation("ReLU").ops(), np.float64)
     assert launch_config(kernel, 1000) == SIM_LAUNCH  # 64 threads for 1000 samples
     assert launch_config(kernel, 10) == (1, SIM_LAUNCH[1])
     assert launch_config(kernel, 0) == (0, 0)

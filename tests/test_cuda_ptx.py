@@ -13,23 +13,23 @@ import sys
 
 import pytest
 
-import gradkern as gk
 
-from .conftest import PIECEWISE
+from .conftest import VARIANTS
 
 pytest.importorskip("numba.cuda", reason="numba-cuda (the `cuda` extra) not installed")
 
-#: The float32 kernels allowed to contain float64 arithmetic: none.  (Before
-#: issue 3, scalar.py evaluated float32 exp/expm1/log1p/tanh in float64; the
-#: _vecmath implementations are float32 throughout.)
+#: The float32 kernels allowed to contain float64 arithmetic: none (the vector
+#: math is float32 throughout; it once evaluated float32 exp/expm1/log1p/tanh
+#: in float64).
 F64_IN_FLOAT32 = set()
 
-#: Explicit fma() calls in gradkern.activations.scalar (PyTorch's build fuses these two).
-EXPLICIT_FMA = {"Tanh", "Tanhshrink"}
+#: Explicit fma() calls in gradkern.activations.scalar, where PyTorch's build fuses.
+EXPLICIT_FMA = {label for label, act in VARIANTS.items() if act.spec.explicit_fma}
 
 #: Activations with no transcendental and no explicit fma: any fma.rn in their
 #: PTX would be a contraction of a separate multiply and add.
-NO_FMA = set(PIECEWISE) | {"RReLU(training)", "Softsign"}
+NO_FMA = {label for label, act in VARIANTS.items()
+          if not act.spec.transcendental and not act.spec.explicit_fma}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,7 @@ def report():
 
 
 def test_every_kernel_compiles(report):
-    names = set(gk.ACTIVATIONS) | {"RReLU(training)"}
-    assert set(report) == {f"{n}/{dt}" for n in names for dt in ("float32", "float64")}
+    assert set(report) == {f"{n}/{dt}" for n in VARIANTS for dt in ("float32", "float64")}
     for key, facts in report.items():
         assert facts["instructions"] > 100, key
         assert facts["calls"] == 0, f"{key}: device functions should be inlined"

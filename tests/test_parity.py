@@ -12,7 +12,7 @@ import gradkern as gk
 from gradkern import reference
 from gradkern import verify
 
-from .conftest import ACT_NAMES, PIECEWISE, default_activation
+from .conftest import ACT_NAMES, PIECEWISE, VARIANTS, default_activation
 
 DEPTHS = [1, 2, 3, 4, 7, 30]
 
@@ -27,21 +27,20 @@ def test_parity(name, dtype, depth):
         assert r.ok, f"{act!r} {dtype} depth {depth} weights {wname}: {r.why}"
         if act.piecewise_linear:
             for field, c in r.fields.items():
-                if (name, field) not in verify.SIGNED_ZERO_EXEMPT:
+                if field not in act.spec.signed_zero_exempt:
                     assert c.identical == 1.0, field
 
 
 @pytest.mark.parametrize("depth", [3, 30])
-@pytest.mark.parametrize("name", ACT_NAMES + ["RReLU(training)"])
-def test_parity_parallel_build(name, dtype, depth, monkeypatch):
+@pytest.mark.parametrize("label", VARIANTS)
+def test_parity_parallel_build(label, dtype, depth, monkeypatch):
     """The same checks through the parallel (prange) build, which chain_grad uses
     from chain.cpu.SERIAL_BELOW samples on; the suite's small inputs would
     otherwise only reach the serial build."""
     from gradkern.chain import cpu as kernels_cpu
 
     monkeypatch.setattr(kernels_cpu, "SERIAL_BELOW", 0)
-    act = (gk.activation("RReLU", training=True) if name == "RReLU(training)"
-           else default_activation(name))
+    act = VARIANTS[label]
     x = verify.test_inputs(act, dtype, n_random=3000, seed=depth + 100)
     for wname, w in verify.weight_sets(depth, seed=12).items():
         r = verify.check(act, dtype, w, x=x, weights_name=wname)

@@ -12,10 +12,10 @@ from types import MappingProxyType
 
 import numpy as np
 
-from .table import ACTIVATIONS, Spec, _BY_LOWER, _prelu_weight
+from .table import ACTIVATIONS, REQUIRED, Spec, _BY_LOWER
 
 __all__ = ["ACTIVATIONS", "Activation", "Spec", "activation", "from_torch", "is_torch_module",
-           "resolve"]
+           "resolve", "variants", "default"]
 
 
 class Activation:
@@ -43,8 +43,27 @@ class Activation:
 
     @property
     def stochastic(self):
-        """True for RReLU in training mode: the slope is drawn per sample and layer."""
-        return self.spec.name == "RReLU" and bool(self.params["training"])
+        """True when a slope is drawn per sample and layer (RReLU in training mode)."""
+        return self.noise_bounds() is not None
+
+    def noise_bounds(self):
+        """(lower, upper) of the per-sample, per-layer slope, or None."""
+        noise = self.spec.slope_noise
+        return None if noise is None else noise(self.params)
+
+    def ops(self):
+        """The (forward, backward) scalar functions the kernels are built from."""
+        return self.spec.ops(self.params) if self.spec.ops else (self.spec.forward,
+                                                                 self.spec.backward)
+
+    @property
+    def label(self):
+        """The registry's variant label these parameters match (``RReLU(training)``),
+        else the name."""
+        for label, params in self.spec.variants.items():
+            if all(self.params.get(k) == v for k, v in params.items()):
+                return label
+        return self.name
 
     def kernel_params(self, dtype):
         """The kernel's 4-tuple of parameters, rounded to ``dtype``.
@@ -99,7 +118,15 @@ class Activation:
         return hash((self.name, tuple(self.params.items())))
 
 
-def _check_param(act, key, value, default):
+def _check_param(spec, key, value, default):
+    act = spec.name
+    if key in spec.choices:
+        if not isinstance(value, str):
+            raise TypeError(f"{act}: {key} must be a str, got {type(value).__name__}")
+        if value not in spec.choices[key]:
+            raise ValueError(f"{act}: {key} must be one of "
+                             f"{', '.join(map(repr, spec.choices[key]))}, got {value!r}")
+        return value
     if isinstance(default, bool):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{act}: {key} must be a bool, got {type(value).__name__}")
@@ -175,9 +202,12 @@ def activation(name, **params):
         raise ValueError(
             f"{canonical} has no parameter {', '.join(map(repr, unknown))}; valid parameters: {valid}"
         )
-    values = {
-        k: _check_param(canonical, k, params.get(k, d), d) for k, d in spec.defaults.items()
-    }
+    missing = [k for k, d in spec.defaults.items() if d is REQUIRED and k not in params]
+    if missing:
+        raise ValueError(f"{canonical} needs {', '.join(map(repr, missing))} (torch.nn."
+                         f"{canonical} has no default for {'it' if len(missing) == 1 else 'them'})")
+    values = {k: _check_param(spec, k, params.get(k, d), 0.0 if d is REQUIRED else d)
+              for k, d in spec.defaults.items()}
     spec.check(values)
     return Activation(spec, spec.round_params(values))
 
@@ -186,8 +216,9 @@ def activation(name, **params):
 def from_torch(module):
     """Convert a ``torch.nn`` activation module instance to an :class:`Activation`.
 
-    Reads the module's parameters (and, for RReLU, ``module.training``; for
-    PReLU, the value of its single weight).  Does not import torch itself.
+    Reads the module's parameters (its attributes of the same names, module
+    state such as ``training`` included, or what the registry entry's
+    ``torch_params`` reads, e.g. PReLU's weight).  Does not import torch itself.
     """
     cls = type(module).__name__
     if cls not in ACTIVATIONS:
@@ -196,18 +227,9 @@ def from_torch(module):
             f"modules: {', '.join(ACTIVATIONS)}"
         )
     spec = ACTIVATIONS[cls]
-    params = {}
-    for key in spec.defaults:
-        if key == "training":
-            params[key] = bool(module.training)
-        elif cls == "PReLU" and key == "init":
-            weight = module.weight.detach().cpu().reshape(-1)
-            params[key] = _prelu_weight(float(weight[0]))
-        elif cls == "ReLU6":
-            continue
-        else:
-            params[key] = getattr(module, key)
-    return activation(cls, **params)
+    if spec.torch_params is not None:
+        return activation(cls, **spec.torch_params(module))
+    return activation(cls, **{key: getattr(module, key) for key in spec.defaults})
 
 
 def is_torch_module(obj):
@@ -226,3 +248,21 @@ def resolve(act):
         "activation must be a gradkern Activation, a torch.nn class name such as "
         f"'Tanh', or a torch.nn activation module; got {type(act).__name__}"
     )
+
+
+def variants(names=None):
+    """``[(label, Activation), ...]``: every registry variant (RReLU in eval and
+    in training mode, ...) of ``names`` (default: all), in registry order."""
+    out = []
+    for name in names or ACTIVATIONS:
+        spec = ACTIVATIONS[activation(name).name]
+        for label, params in (spec.variants or {spec.name: {}}).items():
+            out.append((label, activation(spec.name, **params)))
+    return out
+
+
+def default(name):
+    """The deterministic reference configuration of ``name``: the registry's
+    first variant (RReLU in eval mode), else torch's defaults."""
+    spec = ACTIVATIONS[activation(name).name]
+    return activation(spec.name, **next(iter(spec.variants.values()), {}))

@@ -7,15 +7,33 @@ the CLI, the reference and the kernels all read this table, so no other module
 keeps a list of activation names.
 """
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 
 from ..stream.dists import slope_bounds
 from . import scalar as S
 
-__all__ = ["Spec", "ACTIVATIONS"]
+__all__ = ["Spec", "ACTIVATIONS", "REQUIRED"]
+
+INF = float("inf")
+
+
+class _Required:
+    """A parameter torch.nn has no default for (``Threshold(threshold, value)``)."""
+
+    def __repr__(self):
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+
+def F32(v):
+    """``v`` rounded to float32, as a Python float (a derivative torch gives in float32)."""
+    return float(np.float32(v))
+
 
 # torch/nn/modules/activation.py and ATen's SELU constants (double).
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -24,20 +42,52 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 @dataclass(frozen=True)
 class Spec:
-    """Everything gradkern knows about one activation."""
+    """Everything gradkern knows about one activation.
+
+    Adding an activation is one entry of this table plus its forward and
+    backward in :mod:`.scalar` (docs/internals.md, "Adding an activation");
+    every kernel, backend, test, benchmark and command reads the entry.
+    """
 
     name: str  # the torch.nn class name
     defaults: dict  # constructor parameters and their torch.nn defaults
-    forward: Callable
-    backward: Callable
+    forward: Callable  # scalar.<name>_forward(x, p)
+    backward: Callable  # scalar.<name>_backward(g, x, y, p)
     kernel_params: Callable  # (params: dict, dtype) -> 4 values in dtype
     kinks: Callable = lambda p: ()  # (params) -> x values where the derivative jumps
     check: Callable = lambda p: None  # (params) -> raises ValueError
     # what kernel_params' values are, in the parameters' terms (error messages)
     kernel_names: tuple = ()
     round_params: Callable = lambda p: p  # (params) -> params as torch holds them
+    #: (params) -> (forward, backward), where a parameter chooses the kernel
+    #: pair (an approximation flag, say); None: always (forward, backward)
+    ops: Optional[Callable] = None
+    #: string parameter -> its allowed values (torch's choices)
+    choices: dict = field(default_factory=dict)
+    #: (params) -> (lower, upper) when a slope is drawn per sample and layer
+    #: (it fills kernel parameter 0), None when nothing is drawn
+    slope_noise: Optional[Callable] = None
+    #: labelled parameter sets that tests, benchmarks and ``gradkern verify``
+    #: iterate; the first is the deterministic one used where one is needed.
+    #: Empty: just the defaults, labelled with the name
+    variants: dict = field(default_factory=dict)
+    #: ((params, x, derivative), ...): float32 derivative torch 2.13 gives at
+    #: each kink and special input, measured (tests check both sides)
+    kink_derivatives: tuple = ()
     piecewise_linear: bool = False  # bit-identical to torch, not just close
+    transcendental: bool = False  # exp/log/tanh inside (else exact on every backend)
+    explicit_fma: bool = False  # the math calls fma() where torch's build fuses
+    #: result fields ("output", "weight_grads", "input_grad") whose sign of
+    #: zero may differ from torch's (bits otherwise equal)
+    signed_zero_exempt: tuple = ()
+    #: parameters that are module state, not constructor arguments ("training")
+    module_state: tuple = ()
+    #: (module) -> params, reading a torch.nn module; None: getattr per default
+    torch_params: Optional[Callable] = None
+    torch_vmap: bool = True  # torch.func.vmap can batch the torch.nn module
     uses_output: bool = False  # backward reads y rather than x (doc only)
+    #: in the default benchmark and plot set (one smooth, one piecewise-linear)
+    representative: bool = False
     doc: str = ""
 
 
@@ -109,6 +159,11 @@ def _prelu_round(p):
     return {**p, "init": float(np.float32(p["init"]))}
 
 
+def _prelu_from_torch(module):
+    weight = module.weight.detach().cpu().reshape(-1)
+    return {"num_parameters": int(module.num_parameters), "init": _prelu_weight(float(weight[0]))}
+
+
 def _fits_float32(value):
     with np.errstate(over="ignore"):
         return bool(np.isfinite(np.float32(value)))
@@ -137,7 +192,8 @@ _SPECS = [
     Spec(
         "ELU", {"alpha": 1.0}, S.elu_forward, S.elu_backward,
         lambda p, dt: _elu_params(dt, p["alpha"], 1.0, 1.0, 1.0),
-        kinks=lambda p: (0.0,), kernel_names=("alpha",),
+        kinks=lambda p: (0.0,), kernel_names=("alpha",), transcendental=True,
+        kink_derivatives=(({}, 0.0, 1.0), ({}, -INF, 0.0)),
         doc="ELU(x) = x if x > 0 else alpha*(exp(x)-1); ELU'(0) = alpha (left branch).",
     ),
     Spec(
@@ -146,6 +202,7 @@ _SPECS = [
         lambda p, dt: _pack(dt, p["min_val"], p["max_val"]),
         kinks=lambda p: (p["min_val"], p["max_val"]), kernel_names=("min_val", "max_val"),
         check=_check_hardtanh, piecewise_linear=True,
+        kink_derivatives=(({}, -1.0, 0.0), ({}, 1.0, 0.0)),
         doc="clamp(x, min_val, max_val); derivative 0 at both kinks.",
     ),
     Spec(
@@ -153,31 +210,37 @@ _SPECS = [
         S.leaky_relu_forward, S.leaky_relu_backward,
         lambda p, dt: _pack(dt, p["negative_slope"]),
         kinks=lambda p: (0.0,), piecewise_linear=True, kernel_names=("negative_slope",),
+        kink_derivatives=(({}, 0.0, F32(0.01)), ({}, -0.0, F32(0.01))),
         doc="x if x > 0 else negative_slope*x; derivative at 0 is negative_slope.",
     ),
     Spec(
         "LogSigmoid", {}, S.log_sigmoid_forward, S.log_sigmoid_backward,
-        lambda p, dt: _pack(dt), kinks=lambda p: (0.0,),
+        lambda p, dt: _pack(dt), kinks=lambda p: (0.0,), transcendental=True,
+        kink_derivatives=(({}, 0.0, 0.5), ({}, INF, 0.0), ({}, -INF, 1.0)),
         doc="log(1/(1+exp(-x))); derivative 1 - sigmoid(x), 0.5 at 0.",
     ),
     Spec(
         "PReLU", {"num_parameters": 1, "init": 0.25},
-        S.leaky_relu_forward, S.prelu_backward,
+        S.leaky_relu_forward, S.leaky_relu_backward,
         lambda p, dt: _pack(dt, p["init"]),
         kinks=lambda p: (0.0,), check=_check_prelu, piecewise_linear=True,
-        kernel_names=("init",), round_params=_prelu_round,
+        kernel_names=("init",), round_params=_prelu_round, torch_params=_prelu_from_torch,
+        kink_derivatives=(({}, 0.0, 0.25),),
         doc="x if x > 0 else weight*x with weight = init rounded to float32 (torch's "
         "weight is a float32 Parameter, also in a float64 net); derivative at 0 is weight.",
     ),
     Spec(
         "ReLU", {}, S.relu_forward, S.relu_backward, lambda p, dt: _pack(dt),
-        kinks=lambda p: (0.0,), piecewise_linear=True, uses_output=True,
+        kinks=lambda p: (0.0,), piecewise_linear=True, uses_output=True, representative=True,
+        kink_derivatives=(({}, 0.0, 0.0), ({}, -0.0, 0.0)),
         doc="max(x, 0); derivative from the output, 0 at 0.",
     ),
     Spec(
         "ReLU6", {}, S.hardtanh_forward, S.hardtanh_backward,
         lambda p, dt: _pack(dt, 0.0, 6.0),
         kinks=lambda p: (0.0, 6.0), piecewise_linear=True,
+        torch_params=lambda module: {},  # nn.ReLU6 has min_val/max_val, but fixed
+        kink_derivatives=(({}, 0.0, 0.0), ({}, 6.0, 0.0)),
         doc="Hardtanh(0, 6); derivative 0 at 0 and at 6.",
     ),
     Spec(
@@ -185,13 +248,20 @@ _SPECS = [
         S.leaky_relu_forward, S.leaky_relu_backward, _rrelu_params,
         kinks=lambda p: (0.0,), check=_check_rrelu, piecewise_linear=True,
         kernel_names=("(lower + upper) / 2",),
+        slope_noise=lambda p: (p["lower"], p["upper"]) if p["training"] else None,
+        variants={"RReLU": {"training": False}, "RReLU(training)": {"training": True}},
+        module_state=("training",),
+        # torch 2.13's vmap has no batching rule for aten::rrelu_with_noise
+        torch_vmap=False,
+        kink_derivatives=(({"training": False}, 0.0, F32(0.22916667)),),
         doc="training: x*r for x <= 0 with r ~ U[lower, upper] per sample and layer; "
         "eval: LeakyReLU with slope (lower+upper)/2.",
     ),
     Spec(
         "SELU", {}, S.elu_forward, S.elu_backward,
         lambda p, dt: _elu_params(dt, SELU_ALPHA, SELU_SCALE, 1.0, 1.0),
-        kinks=lambda p: (0.0,),
+        kinks=lambda p: (0.0,), transcendental=True,
+        kink_derivatives=(({}, 0.0, F32(1.7580993)),),
         doc="scale*ELU(x, alpha) with PyTorch's constants; SELU'(0) = alpha*scale.",
     ),
     Spec(
@@ -201,13 +271,15 @@ _SPECS = [
         lambda p, dt: _elu_params(
             dt, p["alpha"], 1.0, 1.0 / p["alpha"], 1.0 / float(np.float32(p["alpha"]))
         ),
-        kinks=lambda p: (0.0,), check=_check_celu,
+        kinks=lambda p: (0.0,), check=_check_celu, transcendental=True,
         kernel_names=("alpha", "scale", "1/alpha", "1/float32(alpha)"),
+        kink_derivatives=(({}, 0.0, 1.0),),
         doc="max(0,x) + min(0, alpha*(exp(x/alpha)-1)); CELU'(0) = 1.",
     ),
     Spec(
         "Sigmoid", {}, S.sigmoid_forward, S.sigmoid_backward, lambda p, dt: _pack(dt),
-        kinks=lambda p: (0.0,), uses_output=True,
+        kinks=lambda p: (0.0,), uses_output=True, transcendental=True,
+        kink_derivatives=(({}, 0.0, 0.25),),
         doc="1/(1+exp(-x)); derivative y*(1-y) from the output.",
     ),
     Spec(
@@ -215,7 +287,8 @@ _SPECS = [
         S.softplus_forward, S.softplus_backward,
         lambda p, dt: _pack(dt, p["beta"], p["threshold"]),
         kinks=lambda p: (p["threshold"] / p["beta"], 0.0), check=_check_softplus,
-        kernel_names=("beta", "threshold"),
+        kernel_names=("beta", "threshold"), transcendental=True,
+        kink_derivatives=(({}, 20.0, 1.0), ({}, 0.0, 0.5), ({}, INF, 1.0)),
         doc="log1p(exp(beta*x))/beta, x itself where beta*x > threshold.",
     ),
     Spec(
@@ -223,28 +296,35 @@ _SPECS = [
         lambda p, dt: _pack(dt, p["lambd"]),
         kinks=lambda p: (-p["lambd"], p["lambd"]), check=_check_softshrink,
         piecewise_linear=True, kernel_names=("lambd",),
+        # inside the band torch gives +0.0 on its SIMD body and x*0 (-0.0 for
+        # x < 0) on each thread's scalar tail: the sign depends on position;
+        # gradkern gives +0.0
+        signed_zero_exempt=("output",),
+        kink_derivatives=(({}, 0.5, 0.0), ({}, -0.5, 0.0)),
         doc="x - lambd, x + lambd or 0; derivative 0 on the closed band [-lambd, lambd].",
     ),
     Spec(
         "Softsign", {}, S.softsign_forward, S.softsign_backward, lambda p, dt: _pack(dt),
-        kinks=lambda p: (0.0,),
+        kinks=lambda p: (0.0,), kink_derivatives=(({}, 0.0, 1.0),),
         doc="x/(1+|x|); derivative 1/(1+|x|)^2.",
     ),
     Spec(
         "Tanh", {}, S.tanh_forward, S.tanh_backward, lambda p, dt: _pack(dt),
-        kinks=lambda p: (0.0,), uses_output=True,
+        kinks=lambda p: (0.0,), uses_output=True, transcendental=True, explicit_fma=True,
+        representative=True, kink_derivatives=(({}, 0.0, 1.0),),
         doc="tanh(x); derivative 1 - y^2 from the output, fused.",
     ),
     Spec(
         "Tanhshrink", {}, S.tanhshrink_forward, S.tanhshrink_backward,
-        lambda p, dt: _pack(dt), kinks=lambda p: (0.0,),
+        lambda p, dt: _pack(dt), kinks=lambda p: (0.0,), transcendental=True,
+        explicit_fma=True, kink_derivatives=(({}, 0.0, 0.0),),
         doc="x - tanh(x); derivative tanh(x)^2.",
     ),
     Spec(
         "Hardshrink", {"lambd": 0.5}, S.hardshrink_forward, S.shrink_backward,
         lambda p, dt: _pack(dt, p["lambd"]),
         kinks=lambda p: (-p["lambd"], p["lambd"]), piecewise_linear=True,
-        kernel_names=("lambd",),
+        kernel_names=("lambd",), kink_derivatives=(({}, 0.5, 0.0), ({}, -0.5, 0.0)),
         doc="x outside [-lambd, lambd], 0 inside; derivative 0 on the closed band.",
     ),
 ]

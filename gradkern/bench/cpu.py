@@ -19,6 +19,7 @@ import numpy as np
 
 from ..api import chain_grad
 from ..chain.arrays import ChainGrad
+from .peers import jax_activation, jax_skip_reason
 
 __all__ = ["LIBS", "Lib", "machine_info"]
 
@@ -29,11 +30,12 @@ class Lib:
     make: Callable  # (x, act, weights) -> (run, to_numpy)
     max_n: int  # larger sizes are skipped (too slow or too much memory)
     doc: str
-    unsupported: frozenset = frozenset()  # activation names it cannot run
+    cannot: Callable = lambda act: None  # (act) -> why it cannot run act, or None
 
-    def skip_reason(self, act_name, n):
-        if act_name in self.unsupported:
-            return f"{self.name} cannot run {act_name}"
+    def skip_reason(self, act, n):
+        reason = self.cannot(act)
+        if reason:
+            return f"{self.name}: {reason}"
         if n > self.max_n:
             return f"{self.name} is not run above N = {self.max_n:g}"
         return None
@@ -45,7 +47,8 @@ def _gradkern_cpu(x, act, w):
     out = ChainGrad(np.empty(n, x.dtype), np.empty((n, depth), x.dtype), np.empty(n, x.dtype))
     noise = None
     if act.stochastic:
-        noise = np.random.default_rng(0).uniform(0.125, 1 / 3, (n, depth)).astype(x.dtype)
+        lower, upper = act.noise_bounds()
+        noise = np.random.default_rng(0).uniform(lower, upper, (n, depth)).astype(x.dtype)
 
     def run():
         return chain_grad(x, act, w, out=out, noise=noise)
@@ -121,38 +124,6 @@ def _seed_loop(x, act, w):
     return (lambda: seed_loop_grads(net, x)[0]), (lambda r: r)
 
 
-def _jax_activation(act):
-    """The activation in jax.numpy, as torch.nn defines it."""
-    import jax
-    import jax.numpy as jnp
-
-    p = dict(act.params)
-    name = act.name
-    if name == "ELU":
-        return lambda z: jax.nn.elu(z, p["alpha"])
-    if name == "CELU":
-        return lambda z: jax.nn.celu(z, p["alpha"])
-    if name in ("Hardtanh", "ReLU6"):
-        lo, hi = (p["min_val"], p["max_val"]) if name == "Hardtanh" else (0.0, 6.0)
-        return lambda z: jnp.clip(z, lo, hi)
-    if name in ("LeakyReLU", "PReLU", "RReLU"):
-        slope = {"LeakyReLU": lambda: p["negative_slope"], "PReLU": lambda: p["init"],
-                 "RReLU": lambda: (p["lower"] + p["upper"]) / 2}[name]()
-        return lambda z: jnp.where(z > 0, z, z * slope)
-    if name == "Softplus":
-        beta, th = p["beta"], p["threshold"]
-        return lambda z: jnp.where(z * beta > th, z, jax.nn.softplus(z * beta) / beta)
-    if name == "Softshrink":
-        lam = p["lambd"]
-        return lambda z: jnp.where(z > lam, z - lam, jnp.where(z < -lam, z + lam, 0 * z))
-    if name == "Hardshrink":
-        lam = p["lambd"]
-        return lambda z: jnp.where((z >= -lam) & (z <= lam), 0 * z, z)
-    return {"LogSigmoid": jax.nn.log_sigmoid, "ReLU": jax.nn.relu, "SELU": jax.nn.selu,
-            "Sigmoid": jax.nn.sigmoid, "Softsign": jax.nn.soft_sign, "Tanh": jnp.tanh,
-            "Tanhshrink": lambda z: z - jnp.tanh(z)}[name]
-
-
 def _jax(x, act, w):
     """JAX: jit(vmap(value_and_grad(f))) over the samples."""
     import jax
@@ -161,12 +132,12 @@ def _jax(x, act, w):
         jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    a_fn = _jax_activation(act)
+    a_fn = jax_activation(act)
 
     def f(wv, xn):
         a = xn
         for k in range(wv.shape[0]):
-            a = a_fn(wv[k] * a)
+            a = a_fn(wv[k] * a, None)
         return a
 
     fn = jax.jit(jax.vmap(jax.value_and_grad(f, argnums=(0, 1)), in_axes=(None, 0)))
@@ -181,19 +152,24 @@ def _jax(x, act, w):
     return run, lambda r: ChainGrad(*(np.asarray(t) for t in r))
 
 
+def _no_vmap(act):
+    if not act.spec.torch_vmap:
+        return f"torch.func.vmap cannot batch torch.nn.{act.name}"
+    return None
+
+
 LIBS = {
     "gradkern-cpu": Lib("gradkern-cpu", _gradkern_cpu, 10**9,
                         "gradkern.chain_grad, Numba parallel CPU kernel, preallocated out="),
     "torch-batched": Lib("torch-batched", _torch_batched, 3 * 10**7,
                          "torch autograd on the batch, per-sample weight copies, one backward"),
-    # torch 2.13's vmap has no batching rule for aten::rrelu_with_noise
     "torch-func": Lib("torch-func", _torch_func, 10**7, "torch.func.vmap(grad(f))",
-                      frozenset({"RReLU"})),
+                      _no_vmap),
     "torch-compile": Lib("torch-compile", lambda x, a, w: _torch_func(x, a, w, compile=True),
-                         10**7, "torch.compile(torch.func.vmap(grad(f)))", frozenset({"RReLU"})),
+                         10**7, "torch.compile(torch.func.vmap(grad(f)))", _no_vmap),
     "seed-loop": Lib("seed-loop", _seed_loop, 10**4,
                      "the seed notebook: per-sample nn.Module forward + backward"),
-    "jax": Lib("jax", _jax, 10**8, "JAX jit(vmap(value_and_grad(f)))"),
+    "jax": Lib("jax", _jax, 10**8, "JAX jit(vmap(value_and_grad(f)))", jax_skip_reason),
 }
 
 
@@ -279,21 +255,21 @@ def run_bench(acts, sizes, dtypes, libs, depth=3, repeat=5, budget_s=5.0, progre
     Records: activation, n, dtype, depth, lib, seconds (best of ``repeat``),
     samples_per_s, gbytes_per_s (of the bytes that must move), or skipped.
     """
-    from ..activations import activation
+    from ..activations import default
 
     cases = [(a, n, d, lib) for a in acts for n in sizes for d in dtypes for lib in libs]
     for i, (name, n, dtype, lib) in enumerate(cases):
         dtype = np.dtype(dtype)
         rec = {"activation": name, "n": int(n), "dtype": dtype.name, "depth": depth, "lib": lib}
         spec = LIBS[lib]
-        reason = spec.skip_reason(name, n)
+        act = default(name)  # deterministic: RReLU in eval mode
+        reason = spec.skip_reason(act, n)
         if progress:
             progress(i, len(cases), rec)
         if reason:
             rec["skipped"] = reason
             yield rec
             continue
-        act = activation(name, training=False) if name == "RReLU" else activation(name)
         x = (np.random.default_rng(0).standard_normal(int(n)) * 2).astype(dtype)
         try:
             run, _ = spec.make(x, act, np.ones(depth, dtype))

@@ -7,7 +7,7 @@ written, as the kernel's bytes are counted), in the spirit of llm.c's
 ``dev/cuda`` "napkin math".  The peer is torch batched autograd on the same
 GPU (one graph for the batch, per-sample weight copies, one backward).
 
-Targets (issue 4, H100): >= 80% of the copy bandwidth with materialised
+Targets (H100): >= 80% of the copy bandwidth with materialised
 results, >= 10x torch batched autograd.  Run on a GPU machine:
 
     python -m gradkern.bench.gpu [--n 1e8] [--depth 3] [--acts Tanh,ReLU]
@@ -128,7 +128,7 @@ def run(n=10**8, depth=3, acts=None, dtypes=("float32", "float64")):
     import numba
     from numba import cuda
 
-    from ..activations import ACTIVATIONS, activation
+    from ..activations import ACTIVATIONS, default
 
     if not cuda.is_available():
         raise SystemExit("no CUDA GPU: nothing measured, nothing written")
@@ -145,7 +145,7 @@ def run(n=10**8, depth=3, acts=None, dtypes=("float32", "float64")):
     except ImportError:
         pass
     for name in acts or ACTIVATIONS:
-        act = activation(name, training=False) if name == "RReLU" else activation(name)
+        act = default(name)  # deterministic: RReLU in eval mode
         for dt in dtypes:
             t = time_gradkern(act, n, dt, depth)
             moved = bytes_moved(n, depth, dt, act.stochastic)

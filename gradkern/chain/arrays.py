@@ -107,14 +107,14 @@ def prepare_noise(act, noise, seed, n, n_layers, dtype):
     if not act.stochastic:
         for key, value in (("noise", noise), ("seed", seed)):
             if value is not None:
-                raise ValueError(f"{key}= is only for RReLU in training mode (the slopes it "
-                                 f"draws per sample and layer), not {act!r}")
+                raise ValueError(f"{key}= is only for an activation that draws a slope per "
+                                 f"sample and layer (RReLU in training mode), not {act!r}")
         return empty_noise(dtype)
     if noise is None:
         # the slopes of samples 0..N-1 of a sweep with this seed (gk.rrelu_slopes)
         seed = _fresh_seed() if seed is None else seed
-        return rrelu_slopes(n, n_layers, seed, act.params["lower"], act.params["upper"],
-                            dtype=dtype)
+        lower, upper = act.noise_bounds()
+        return rrelu_slopes(n, n_layers, seed, lower, upper, dtype=dtype)
     if seed is not None:
         raise ValueError("pass noise= or seed=, not both: seed= draws the slopes that noise= "
                          "gives")

@@ -71,18 +71,18 @@ def _make_chain_kernel(forward, backward, per_sample_noise, parallel=True):
 _KERNELS = {}
 
 
-def get_kernel(spec, per_sample_noise=False, parallel=True):
-    """The compiled chain kernel for ``spec`` (an activations.Spec).
+def get_kernel(ops, per_sample_noise=False, parallel=True):
+    """The compiled chain kernel for ``ops`` = (forward, backward)
+    (``Activation.ops()``).
 
     Built once per process and per (forward, backward) pair; compiled lazily per
     dtype and memory layout and cached on disk, so a second process loads it
-    instead of compiling (see ``_numba_util.cache_kernel``).
+    instead of compiling (see ``_numba.cache``).
     """
-    key = (spec.forward, spec.backward, per_sample_noise, parallel)
+    key = (*ops, per_sample_noise, parallel)
     kernel = _KERNELS.get(key)
     if kernel is None:
-        kernel = _KERNELS[key] = _make_chain_kernel(spec.forward, spec.backward,
-                                                    per_sample_noise, parallel)
+        kernel = _KERNELS[key] = _make_chain_kernel(*ops, per_sample_noise, parallel)
     return kernel
 
 
@@ -94,7 +94,7 @@ def chain_grad(x, act, weights, *, out=None, noise=None, seed=None):
     noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
     res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr) + caller)
     parallel = n >= SERIAL_BELOW and threads.parallel_allowed()
-    kernel = get_kernel(act.spec, per_sample_noise=act.stochastic, parallel=parallel)
+    kernel = get_kernel(act.ops(), per_sample_noise=act.stochastic, parallel=parallel)
     with threads.launch() if parallel else contextlib.nullcontext():
         kernel(x, w, act.kernel_params(dtype), noise_arr, *res, threads.num_threads())
     res.backend = "cpu"

@@ -377,7 +377,7 @@ def _launch(cuda, act, dtype, d_x, d_w, d_noise, d_out, stream):
     n = d_x.shape[0]
     if n == 0:
         return
-    kernel = get_kernel(act.spec, dtype, per_sample_noise=act.stochastic)
+    kernel = get_kernel(act.ops(), dtype, per_sample_noise=act.stochastic)
     blocks, threads = launch_config(kernel, n)
     kernel[blocks, threads, stream](d_x, d_w, act.kernel_params(dtype), d_noise, *d_out)
 

@@ -106,11 +106,12 @@ def layer_params_for(per_sample_noise):
     return noise_params if per_sample_noise else shared_params
 
 
-def build_kernel(spec, dtype, per_sample_noise=False):
-    """A new ``cuda.jit`` chain kernel for ``spec`` in ``dtype``, compiled (and,
+def build_kernel(ops, dtype, per_sample_noise=False):
+    """A new ``cuda.jit`` chain kernel for ``ops`` = (forward, backward) in ``dtype``, compiled (and,
     on a GPU, loaded) for :func:`kernel_signature` with FMA contraction off.
     Uncached: see :func:`get_kernel`."""
-    body = make_chain_body(spec.forward, spec.backward, layer_params_for(per_sample_noise))
+    forward, backward = ops
+    body = make_chain_body(forward, backward, layer_params_for(per_sample_noise))
     with without_fma_contraction():
         return cuda.jit(kernel_signature(dtype))(body)
 
@@ -163,18 +164,18 @@ def without_fma_contraction():
             nvvm.compile_ir = original
 
 
-def get_kernel(spec, dtype, per_sample_noise=False):
-    """The ``cuda.jit`` chain kernel for ``spec`` in ``dtype``.
+def get_kernel(ops, dtype, per_sample_noise=False):
+    """The ``cuda.jit`` chain kernel for ``ops`` = (forward, backward) in ``dtype``.
 
     Built once per process and per (forward, backward, layer_params, dtype)
     by :func:`build_kernel`.  Under ``NUMBA_ENABLE_CUDASIM=1`` this is the
     simulator's kernel, running the same Python body thread by thread.
     """
     dtype = np.dtype(dtype)
-    key = (spec.forward, spec.backward, layer_params_for(per_sample_noise), dtype)
+    key = (*ops, layer_params_for(per_sample_noise), dtype)
     kernel = _KERNELS.get(key)
     if kernel is None:
-        kernel = _KERNELS[key] = build_kernel(spec, dtype, per_sample_noise)
+        kernel = _KERNELS[key] = build_kernel(ops, dtype, per_sample_noise)
     return kernel
 
 

@@ -87,23 +87,22 @@ def _make_stats_kernel(forward, backward, stochastic, code, parallel=True):
 _KERNELS = {}
 
 
-def get_stats_kernel(spec, stochastic, code, parallel=True):
-    """The compiled fused kernel for an activation spec and distribution kind
-    ``code`` (built once per process, cached on disk per dtype like the chain
-    kernels); the serial build only where parallel regions cannot run
-    (``_threads.parallel_allowed``)."""
-    key = (spec.forward, spec.backward, stochastic, code, parallel)
+def get_stats_kernel(ops, stochastic, code, parallel=True):
+    """The compiled fused kernel for ``ops`` = (forward, backward) and
+    distribution kind ``code`` (built once per process, cached on disk per
+    dtype like the chain kernels); the serial build only where parallel
+    regions cannot run (``_numba.threads.parallel_allowed``)."""
+    key = (*ops, stochastic, code, parallel)
     kernel = _KERNELS.get(key)
     if kernel is None:
-        kernel = _KERNELS[key] = _make_stats_kernel(spec.forward, spec.backward, stochastic,
-                                                    code, parallel)
+        kernel = _KERNELS[key] = _make_stats_kernel(*ops, stochastic, code, parallel)
     return kernel
 
 
 def noise_tuple(act, seed, dtype):
     """The kernels' ``noise`` argument: (seed, lower, upper), bounds rounded to dtype."""
     if act.stochastic:
-        lo, hi = (float(dtype.type(act.params[k])) for k in ("lower", "upper"))
+        lo, hi = (float(dtype.type(v)) for v in act.noise_bounds())
     else:
         lo = hi = 0.0
     return (np.uint64(seed), lo, hi)
@@ -133,7 +132,7 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     F, MM, H = empty_partials(n_blocks, n_channels)
     code, dp = dist.kernel_params()
     parallel = _threads.parallel_allowed()
-    kernel = get_stats_kernel(act.spec, act.stochastic, code, parallel)
+    kernel = get_stats_kernel(act.ops(), act.stochastic, code, parallel)
     with _threads.launch() if parallel else contextlib.nullcontext():
         kernel(dp, np.uint64(seed), np.int64(n_total), np.int64(block0), np.int64(BLOCK), w,
                act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM, H)

@@ -56,11 +56,10 @@ def kernel_for(act, dtype):
     from .cuda_kernel import make_kernel
 
     layer_params = slope_params if act.stochastic else shared_params
-    key = (act.spec.forward, act.spec.backward, layer_params, dtype)
+    key = (*act.ops(), layer_params, dtype)
     kernel = _KERNELS.get(key)
     if kernel is None:
-        kernel = _KERNELS[key] = make_kernel(act.spec.forward, act.spec.backward,
-                                              layer_params, dtype)
+        kernel = _KERNELS[key] = make_kernel(*act.ops(), layer_params, dtype)
     return kernel
 
 
