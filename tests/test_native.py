@@ -205,6 +205,18 @@ def test_activation_missing_from_the_library_is_unavailable(host_lib, monkeypatc
         np.testing.assert_array_equal(a, b)
 
 
+def test_library_without_the_c_api_is_refused(host_lib, monkeypatch, tmp_path):
+    """GRADKERN_NATIVE_LIB pointing at a library without gradkern's entry points:
+    a NativeLibraryError naming it, not ctypes' AttributeError."""
+    src = tmp_path / "other.c"
+    src.write_text('const char *gk_activation_name(int act) { return act ? 0 : "ELU"; }\n')
+    lib = tmp_path / "libother.so"
+    subprocess.run(["cc", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    monkeypatch.setenv("GRADKERN_NATIVE_LIB", str(lib))
+    with pytest.raises(_native.NativeLibraryError, match="not a gradkern library of this version"):
+        gk.chain_grad([1.0], "ELU", [1.0], backend="native")
+
+
 def test_library_naming_two_activations_alike_is_refused(host_lib, monkeypatch, tmp_path):
     """A name table giving one name two numbers is a broken build: refused on load,
     whatever activation is asked for."""
