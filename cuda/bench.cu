@@ -75,7 +75,7 @@ double max_scaled_error(const std::vector<T>& a, const std::vector<T>& b, int64_
 template <typename T>
 void bench(FILE* json, bool* first, int act, int64_t n, int L, int reps, double copy_gbps) {
     const char* dtype = sizeof(T) == 4 ? "float32" : "float64";
-    bool noisy = act == GK_RRELU;  // RReLU in training mode, as nn.RReLU() defaults to
+    bool noisy = gk::takes_noise(act);  // RReLU in training mode, as nn.RReLU() defaults to
     std::mt19937_64 rng(1234);
     std::normal_distribution<double> normal(0.0, 2.0);
     std::uniform_real_distribution<double> uniform(1.0 / 8, 1.0 / 3);

@@ -1,53 +1,44 @@
 /*
  * common.cpp -- the C API functions both libraries carry: activation names,
- * status strings, torch.nn's default parameters.  Compiled into each library
+ * status strings, torch.nn's default parameters (the first and the last
+ * generated from the list in activations.h).  Compiled into each library
  * (identical code, so a program linking both may take either copy).
  */
-#include "gradkern.h"
+#include "activations.h"
 
+namespace gk {
 namespace {
-
-const char* const kNames[GK_NUM_ACTIVATIONS] = {
-    "ELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "PReLU", "ReLU", "ReLU6", "RReLU", "SELU",
-    "CELU", "Sigmoid", "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink", "Hardshrink"};
-
-// ATen's SELU constants (double), as in torch/nn and gradkern.activations
-const double kSeluAlpha = 1.6732632423543772848170429916717;
-const double kSeluScale = 1.0507009873554804934193349852946;
 
 // Rounded as PyTorch rounds Scalars: param.to<T>(); products of parameters are
 // formed in T (ELU family negcoef = T(alpha)*T(scale)).  The Python side does
 // not use these -- it passes act.kernel_params(dtype) -- so the tests compare
-// the two.
+// the two.  The values are the `defaults` column of activations.h.
+#define GK_SET_PARAMS_(P0, P1, P2, P3) (p[0] = P0, p[1] = P1, p[2] = P2, p[3] = P3)
+#define GK_DEFAULTS_CASE_(NUMBER, NAME, OPS, TRAINING_OPS, DEFAULTS)                               \
+    case NUMBER: GK_SET_PARAMS_ DEFAULTS; return GK_OK;
 template <typename T>
 int default_params(int act, T p[4]) {
-    if (act < 0 || act >= GK_NUM_ACTIVATIONS) return GK_ERR_ACTIVATION;
-    p[0] = p[1] = p[2] = p[3] = T(0);
     switch (act) {
-        case GK_ELU: case GK_CELU:  // alpha = 1: CELU's 1/alpha are 1 as well
-            p[0] = T(1) * T(1); p[1] = T(1); p[2] = T(1); p[3] = T(1); break;
-        case GK_SELU:  // 1.7580993f = 0x3FE10966, not f32(alpha*scale in double)
-            p[0] = T(kSeluAlpha) * T(kSeluScale); p[1] = T(kSeluScale); p[2] = T(1); p[3] = T(1);
-            break;
-        case GK_HARDTANH: p[0] = T(-1); p[1] = T(1); break;
-        case GK_RELU6: p[0] = T(0); p[1] = T(6); break;
-        case GK_LEAKY_RELU: p[0] = T(0.01); break;
-        case GK_PRELU: p[0] = T(0.25); break;
-        case GK_RRELU: p[0] = T((1.0 / 8 + 1.0 / 3) / 2.0); break;  // eval slope 0.22916667f
-        case GK_SOFTPLUS: p[0] = T(1); p[1] = T(20); break;
-        case GK_SOFTSHRINK: case GK_HARDSHRINK: p[0] = T(0.5); break;
-        default: break;  // no parameters
+        GK_ACTIVATIONS(GK_DEFAULTS_CASE_)
+        default: return GK_ERR_ACTIVATION;
     }
-    return GK_OK;
 }
+#undef GK_DEFAULTS_CASE_
+#undef GK_SET_PARAMS_
 
 }  // namespace
+}  // namespace gk
 
 extern "C" {
 
+#define GK_NAME_CASE_(NUMBER, NAME, ...) case NUMBER: return NAME;
 const char* gk_activation_name(int act) {
-    return (act >= 0 && act < GK_NUM_ACTIVATIONS) ? kNames[act] : nullptr;
+    switch (act) {
+        GK_ACTIVATIONS(GK_NAME_CASE_)
+        default: return nullptr;
+    }
 }
+#undef GK_NAME_CASE_
 
 const char* gk_status_string(int status) {
     switch (status) {
@@ -62,7 +53,7 @@ const char* gk_status_string(int status) {
     }
 }
 
-int gk_default_params_f32(int act, float params[4]) { return default_params(act, params); }
-int gk_default_params_f64(int act, double params[4]) { return default_params(act, params); }
+int gk_default_params_f32(int act, float params[4]) { return gk::default_params(act, params); }
+int gk_default_params_f64(int act, double params[4]) { return gk::default_params(act, params); }
 
 }  // extern "C"

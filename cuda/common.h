@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "gradkern.h"
+#include "gradkern.cuh"  // gk::takes_noise, from the list in activations.h
 
 namespace gk {
 
@@ -24,7 +24,7 @@ int check_args(int act, const T* params, const T* w, int64_t n_layers, const T* 
     if (n > 0 && (x == nullptr || y == nullptr || gw == nullptr || gx == nullptr))
         return GK_ERR_ARGUMENT;
     // noise selects RReLU's training mode; for anything else it is a mistake
-    if (noise != nullptr && act != GK_RRELU) return GK_ERR_ARGUMENT;
+    if (noise != nullptr && !takes_noise(act)) return GK_ERR_ARGUMENT;
     if (n > INT64_MAX / n_layers) return GK_ERR_ARGUMENT;  // n*L elements must index
     return GK_OK;
 }

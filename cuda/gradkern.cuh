@@ -7,7 +7,7 @@
  * PyTorch autograd on machines without a GPU -- runs exactly this code.
  *
  * Conventions (PyTorch 2.13 CPU; ../../shared/torch-conventions.md, and the
- * Numba definitions in gradkern/scalar.py, which the tests check this against):
+ * Numba definitions in gradkern/activations/scalar.py, which the tests check this against):
  * - backward(g, x, y, p) is the vector-Jacobian product g * dy/dx in PyTorch's
  *   order of operations (SELU's left branch is ((g*s)*negcoef)*exp(x*s), not
  *   g*(negcoef*exp(..))), from the input x or the output y as PyTorch does
@@ -28,7 +28,9 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "gradkern.h"
+#include <type_traits>
+
+#include "activations.h"
 
 #ifdef __CUDACC__
 #define GK_HD __host__ __device__ __forceinline__
@@ -229,7 +231,8 @@ template <typename T> GK_HD T tanhshrink_backward(T g, T x, T y, const Params<T>
 // ---------------------------------------------------------------------------
 // (forward, backward) pairs as types, so a kernel is instantiated per pair.
 // 14 pairs cover the 17 activations (ELU/CELU/SELU, Hardtanh/ReLU6 and
-// LeakyReLU/RReLU-eval share theirs, differing only in parameters).
+// LeakyReLU/RReLU-eval share theirs, differing only in parameters); which
+// activation uses which pair is the list in activations.h.
 // ---------------------------------------------------------------------------
 #define GK_OPS(NAME, FWD, BWD)                                                       \
     struct NAME {                                                                    \
@@ -292,33 +295,45 @@ GK_HD void chain_sample(T x, const T* __restrict__ w, int n_layers, Params<T> p,
 }
 
 // Calls f(Ops{}, Bool<noise>{}) with the (forward, backward) pair that serves
-// activation `act`; returns GK_ERR_ACTIVATION for an unknown number.  Both
-// libraries dispatch through here, so they agree on the mapping.
+// activation `act` (activations.h); returns GK_ERR_ACTIVATION for an unknown
+// number.  Both libraries and the benchmark dispatch through here, so they
+// agree on the mapping.
 template <bool B> struct Bool { static constexpr bool value = B; };
 
+// With noise, the training pair (RReLU: per-sample slopes); without, Ops (RReLU
+// eval: LeakyReLU with slope (l+u)/2).  An activation without a training pair
+// ignores noise here: check_args has refused it already.
+template <typename Ops, typename TrainingOps, typename F>
+void call_ops(bool noise, F& f) {
+    if constexpr (std::is_void<TrainingOps>::value) {
+        f(Ops{}, Bool<false>{});
+    } else {
+        if (noise) f(TrainingOps{}, Bool<true>{});
+        else f(Ops{}, Bool<false>{});
+    }
+}
+
+#define GK_DISPATCH_CASE_(NUMBER, NAME, OPS, TRAINING_OPS, ...)                                    \
+    case NUMBER: call_ops<OPS, TRAINING_OPS>(noise, f); return GK_OK;
 template <typename F>
 int dispatch(int act, bool noise, F&& f) {
     switch (act) {
-        case GK_ELU: case GK_SELU: case GK_CELU: f(EluOps{}, Bool<false>{}); break;
-        case GK_HARDTANH: case GK_RELU6: f(HardtanhOps{}, Bool<false>{}); break;
-        case GK_LEAKY_RELU: f(LeakyReluOps{}, Bool<false>{}); break;
-        case GK_LOG_SIGMOID: f(LogSigmoidOps{}, Bool<false>{}); break;
-        case GK_PRELU: f(PreluOps{}, Bool<false>{}); break;
-        case GK_RELU: f(ReluOps{}, Bool<false>{}); break;
-        case GK_RRELU:  // training: per-sample noise; eval: LeakyReLU, slope (l+u)/2
-            if (noise) f(RreluTrainOps{}, Bool<true>{});
-            else f(LeakyReluOps{}, Bool<false>{});
-            break;
-        case GK_SIGMOID: f(SigmoidOps{}, Bool<false>{}); break;
-        case GK_SOFTPLUS: f(SoftplusOps{}, Bool<false>{}); break;
-        case GK_SOFTSHRINK: f(SoftshrinkOps{}, Bool<false>{}); break;
-        case GK_SOFTSIGN: f(SoftsignOps{}, Bool<false>{}); break;
-        case GK_TANH: f(TanhOps{}, Bool<false>{}); break;
-        case GK_TANHSHRINK: f(TanhshrinkOps{}, Bool<false>{}); break;
-        case GK_HARDSHRINK: f(HardshrinkOps{}, Bool<false>{}); break;
+        GK_ACTIVATIONS(GK_DISPATCH_CASE_)
         default: return GK_ERR_ACTIVATION;
     }
-    return GK_OK;
 }
+#undef GK_DISPATCH_CASE_
+
+// Whether `act` takes per-sample noise (has a training pair): the C API refuses
+// noise for any other activation.
+#define GK_TAKES_NOISE_CASE_(NUMBER, NAME, OPS, TRAINING_OPS, ...)                                 \
+    case NUMBER: return !std::is_void<TRAINING_OPS>::value;
+constexpr bool takes_noise(int act) {
+    switch (act) {
+        GK_ACTIVATIONS(GK_TAKES_NOISE_CASE_)
+        default: return false;
+    }
+}
+#undef GK_TAKES_NOISE_CASE_
 
 }  // namespace gk

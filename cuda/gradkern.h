@@ -50,8 +50,12 @@
 extern "C" {
 #endif
 
-/* The 17 torch.nn activations, in gradkern.ACTIVATIONS' order.  gradkern maps
- * its names to these numbers and checks them against gk_activation_name. */
+/* The torch.nn activations, in gradkern.ACTIVATIONS' order.  The numbers are
+ * ABI: never renumbered, a new activation takes the next one (and its line in
+ * activations.h, which generates the names and the dispatch).  They are dense
+ * from 0: gk_activation_name(i) is non-NULL exactly for 0 <= i <
+ * GK_NUM_ACTIVATIONS, which is how gradkern reads a library's (number, name)
+ * pairs; a name missing there is "not in this library" to gradkern. */
 typedef enum gk_activation {
     GK_ELU = 0,
     GK_HARDTANH = 1,

@@ -26,6 +26,36 @@ from .conftest import ACT_NAMES, PIECEWISE, default_activation
 CUDA_DIR = Path(__file__).resolve().parent.parent / "cuda"
 DEPTHS = [1, 2, 3, 4, 7, 30]
 
+#: gk_activation 0..16 as first published: ABI, so these numbers never change
+#: (a new activation takes the next number; this tuple is not extended)
+PUBLISHED_ABI = ("ELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "PReLU", "ReLU", "ReLU6",
+                 "RReLU", "SELU", "CELU", "Sigmoid", "Softplus", "Softshrink", "Softsign",
+                 "Tanh", "Tanhshrink", "Hardshrink")
+
+
+def _header_enum():
+    """gk_activation of cuda/gradkern.h: [(identifier, number)], GK_NUM_ACTIVATIONS."""
+    text = (CUDA_DIR / "gradkern.h").read_text()
+    body = re.search(r"typedef enum gk_activation \{(.*?)\} gk_activation;", text, re.S).group(1)
+    *entries, (last, count) = [(k, int(v)) for k, v in re.findall(r"\b(GK_\w+)\s*=\s*(\d+)", body)]
+    assert last == "GK_NUM_ACTIVATIONS"
+    return entries, count
+
+
+def _header_names():
+    """The enum's identifiers as torch.nn names (GK_LEAKY_RELU -> LeakyReLU); an
+    identifier matching no registry name stays as it is, and fails the tests."""
+    by_key = {name.upper(): name for name in gk.ACTIVATIONS}
+    return [by_key.get(ident[len("GK_"):].replace("_", ""), ident) for ident, _ in _header_enum()[0]]
+
+
+def _list_pairs():
+    """The (forward, backward) pair types that activations.h's list dispatches to."""
+    text = (CUDA_DIR / "activations.h").read_text()
+    rows = re.findall(r"X\(\s*GK_\w+\s*,\s*\"\w+\"\s*,\s*(\w+)\s*,\s*(\w+)\s*,", text)
+    assert len(rows) == _header_enum()[1]
+    return {t for row in rows for t in row} - {"void"}
+
 
 def _nvcc():
     return shutil.which("nvcc") or next(
@@ -95,7 +125,9 @@ def test_cuda_kernels_fuse_only_where_torch_does(cuda_build):
     tanh, which the float path evaluates in double, as the Numba one does.)"""
     ptx = (cuda_build[0] / "chain_sm90.ptx").read_text()
     kernels = re.split(r"\.entry\s+", ptx)[1:]
-    assert len(kernels) == 28  # 14 (forward, backward) pairs x float, double
+    pairs = _list_pairs()  # 14 (forward, backward) pairs serve the 17 activations
+    assert len(kernels) == 2 * len(pairs)  # x float, double
+    assert {re.search(r"gk\d+(\w+?Ops)", k).group(1) for k in kernels} == pairs
     fused = {re.search(r"gk\d+(\w+?)Ops", k).group(1) for k in kernels if "fma.rn.f32" in k}
     assert fused == {"Tanh", "Tanhshrink"}
 
@@ -128,14 +160,70 @@ def test_library_not_built_names_the_build_command(backend, monkeypatch, tmp_pat
     assert str(missing) in msg and "not built" in msg and "make -C" in msg and env in msg
 
 
-def test_stale_library_is_refused(host_lib, monkeypatch, tmp_path):
-    """A library whose activation numbering disagrees with gradkern's is refused."""
-    monkeypatch.setitem(_native.ACTIVATION_IDS, "ELU", 1)
+def test_header_enum_follows_the_registry_and_the_library_agrees(host_lib):
+    """gradkern.h's enum (literal: ABI) lists activations in gradkern.ACTIVATIONS'
+    order, numbered 0, 1, ... (the Python side reads names up to the first NULL),
+    without renumbering a published one; the library built from it reports
+    exactly those (number, name) pairs, and gradkern maps its names through them."""
+    entries, count = _header_enum()
+    assert [number for _, number in entries] == list(range(count))
+    names = _header_names()
+    assert names == [n for n in gk.ACTIVATIONS if n in names]
+    assert tuple(names[:len(PUBLISHED_ABI)]) == PUBLISHED_ABI
+    assert [host_lib.gk_activation_name(i).decode() for i in range(count)] == names
+    assert host_lib.gk_activation_name(count) is None
+    assert _native.activation_ids("native") == {name: i for i, name in enumerate(names)}
+
+
+def _renamed_library(tmp_path, name, new_name):
+    """A copy of the built host library whose name table says ``new_name`` where
+    it said ``name`` (same length, patched in place): a library built from other
+    sources, without running a compiler."""
+    data = _native.library_path("native").read_bytes()
+    old, new = name.encode() + b"\0", new_name.encode() + b"\0"
+    assert len(old) == len(new) and data.count(old) == 1  # the string, not a symbol
     copy = tmp_path / "libgradkern_host.so"
-    shutil.copy(_native.library_path("native"), copy)
+    copy.write_bytes(data.replace(old, new))
+    return copy
+
+
+def test_activation_missing_from_the_library_is_unavailable(host_lib, monkeypatch, tmp_path):
+    """A library without one of gradkern's activations (built before it was added):
+    that activation is a BackendUnavailableError naming it and the library; the
+    library's other activations run, and a name gradkern does not know is ignored."""
+    copy = _renamed_library(tmp_path, "Tanhshrink", "Tanhshrunk")
+    x = np.linspace(-3, 3, 13)
+    expect = gk.chain_grad(x, "Tanh", [1.5, -0.5], backend="native")
     monkeypatch.setenv("GRADKERN_NATIVE_LIB", str(copy))
-    with pytest.raises(_native.NativeLibraryError, match="stale"):
+    with pytest.raises(gk.BackendUnavailableError) as info:
+        gk.chain_grad(x, "Tanhshrink", [1.5, -0.5], backend="native")
+    msg = str(info.value)
+    assert msg.startswith("Tanhshrink is not in this native library (") and str(copy) in msg
+    assert "rebuild with `make -C" in msg
+    got = gk.chain_grad(x, "Tanh", [1.5, -0.5], backend="native")
+    for a, b in zip(got, expect):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_library_without_the_c_api_is_refused(host_lib, monkeypatch, tmp_path):
+    """GRADKERN_NATIVE_LIB pointing at a library without gradkern's entry points:
+    a NativeLibraryError naming it, not ctypes' AttributeError."""
+    src = tmp_path / "other.c"
+    src.write_text('const char *gk_activation_name(int act) { return act ? 0 : "ELU"; }\n')
+    lib = tmp_path / "libother.so"
+    subprocess.run(["cc", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    monkeypatch.setenv("GRADKERN_NATIVE_LIB", str(lib))
+    with pytest.raises(_native.NativeLibraryError, match="not a gradkern library of this version"):
         gk.chain_grad([1.0], "ELU", [1.0], backend="native")
+
+
+def test_library_naming_two_activations_alike_is_refused(host_lib, monkeypatch, tmp_path):
+    """A name table giving one name two numbers is a broken build: refused on load,
+    whatever activation is asked for."""
+    monkeypatch.setenv("GRADKERN_NATIVE_LIB",
+                       str(_renamed_library(tmp_path, "Softshrink", "Hardshrink")))
+    with pytest.raises(_native.NativeLibraryError, match="12 and 16 both 'Hardshrink'"):
+        gk.chain_grad([1.0], "ReLU", [1.0], backend="native")
 
 
 # ---------------------------------------------------------------------------
@@ -276,11 +364,12 @@ def test_native_bad_input(host_lib, kwargs, exc, match):
 def test_c_api_statuses(host_lib):
     """What a C caller gets for bad arguments: a status, never a crash."""
     lib = host_lib
+    count = _header_enum()[1]  # GK_NUM_ACTIVATIONS: the first number out of range
     f = np.ones(4, np.float32)
     p, w, x, y, gw, gx = (f.ctypes.data,) * 6
     call = lib.gk_chain_grad_f32
     assert call(14, p, w, 1, x, 1, None, y, gw, gx) == 0
-    assert call(17, p, w, 1, x, 1, None, y, gw, gx) == 1  # no such activation
+    assert call(count, p, w, 1, x, 1, None, y, gw, gx) == 1  # no such activation
     assert call(-1, p, w, 1, x, 1, None, y, gw, gx) == 1
     assert call(14, p, w, 0, x, 1, None, y, gw, gx) == 2  # depth 0
     assert call(14, p, w, 1, x, -1, None, y, gw, gx) == 2  # n < 0
@@ -289,14 +378,20 @@ def test_c_api_statuses(host_lib):
     assert call(14, p, w, 1, x, 1, x, y, gw, gx) == 2  # noise for Tanh
     assert call(7, p, w, 1, x, 1, x, y, gw, gx) == 0  # ... fine for RReLU
     assert lib.gk_status_string(2).startswith(b"bad argument")
-    assert lib.gk_activation_name(17) is None
+    assert lib.gk_activation_name(count) is None
+    for act, name in enumerate(_header_names()):  # noise only where the registry draws it
+        takes_noise = gk.activation(name).stochastic  # RReLU(training=True)
+        assert call(act, p, w, 1, x, 1, x, y, gw, gx) == (0 if takes_noise else 2), name
 
 
 def test_c_default_params_are_torch_defaults(host_lib, dtype):
     """gk_default_params_* (for C callers) against gradkern.activations.table, which
-    the Python side passes instead: checked, not copied."""
+    the Python side passes instead: checked, not copied.  This is what catches a
+    parameter slot whose meaning differs between the C++ list and the registry."""
     suffix = "f32" if dtype == np.float32 else "f64"
-    for name, number in _native.ACTIVATION_IDS.items():
+    ids = _native.activation_ids("native")
+    assert ids
+    for name, number in ids.items():
         got = np.zeros(4, dtype)
         assert getattr(host_lib, f"gk_default_params_{suffix}")(number, got.ctypes.data) == 0
         expect = np.array(default_activation(name).kernel_params(dtype), dtype)

@@ -8,8 +8,13 @@ Two libraries share one C API (``cuda/gradkern.h``):
 Both are looked up in ``cuda/build/`` of the source tree this package was
 installed from (editable install), or at the path in ``GRADKERN_NATIVE_LIB`` /
 ``GRADKERN_NATIVE_CUDA_LIB``.  Activations cross the ABI as the ``gk_activation``
-enum; :data:`ACTIVATION_IDS` is checked against the library's own names on
-load, so a stale library fails loudly instead of computing the wrong function.
+enum.  gradkern keeps no copy of its numbers: on load it reads the library's
+own (number, name) pairs (``gk_activation_name``) and maps its activations by
+name, so an activation the library lacks (a newer gradkern, an older build) is
+a :class:`NativeLibraryError` naming it, for that activation only.  The
+libraries' parameter slots are checked against the registry's by the tests
+(``gk_default_params_*`` against ``kernel_params``), not here: this layer does
+not import the registry.
 """
 import ctypes
 import os
@@ -20,15 +25,8 @@ import numpy as np
 from ..errors import BackendUnavailableError
 from .arrays import prepare_inputs, prepare_noise, prepare_out
 
-__all__ = ["NativeLibraryError", "ACTIVATION_IDS", "library_path", "load", "chain_grad",
+__all__ = ["NativeLibraryError", "library_path", "load", "activation_ids", "chain_grad",
            "chain_grad_host", "chain_grad_cuda"]
-
-#: gradkern name -> gk_activation (cuda/gradkern.h): gradkern.ACTIVATIONS' order
-ACTIVATION_IDS = {
-    "ELU": 0, "Hardtanh": 1, "LeakyReLU": 2, "LogSigmoid": 3, "PReLU": 4, "ReLU": 5,
-    "ReLU6": 6, "RReLU": 7, "SELU": 8, "CELU": 9, "Sigmoid": 10, "Softplus": 11,
-    "Softshrink": 12, "Softsign": 13, "Tanh": 14, "Tanhshrink": 15, "Hardshrink": 16,
-}
 
 GK_OK, GK_ERR_NO_DEVICE, GK_ERR_CUDA = 0, 3, 4
 
@@ -53,7 +51,11 @@ def library_path(backend):
     return Path(os.environ.get(env) or CUDA_DIR / "build" / filename)
 
 
-_LOADED = {}  # (backend, path) -> ctypes.CDLL
+_LOADED = {}  # (backend, path) -> (ctypes.CDLL, {activation name: gk_activation number})
+
+#: the most numbers read from a library: its table ends at the first NULL name
+#: (the enum is dense from 0); the bound only guards against a broken build
+_MAX_ACTIVATIONS = 4096
 
 
 def _build_hint(backend):
@@ -66,12 +68,26 @@ def _build_hint(backend):
     return f"build it with {how}, or set {env} to a built {filename}"
 
 
+def _make_command():
+    return f"`make -C {CUDA_DIR if CUDA_DIR.is_dir() else 'cuda'}`"
+
+
 def load(backend):
     """The loaded, checked library for ``backend`` ("native" or "native-cuda")."""
+    return _load(backend)[0]
+
+
+def activation_ids(backend):
+    """``{activation name: gk_activation number}`` as ``backend``'s library
+    reports them (``gk_activation_name``), read once per library."""
+    return dict(_load(backend)[1])
+
+
+def _load(backend):
     path = library_path(backend)
-    lib = _LOADED.get((backend, path))
-    if lib is not None:
-        return lib
+    loaded = _LOADED.get((backend, path))
+    if loaded is not None:
+        return loaded
     if not path.is_file():
         raise NativeLibraryError(
             f"backend {backend!r} needs the native library {path}, which is not built; "
@@ -82,16 +98,41 @@ def load(backend):
     except OSError as exc:
         raise NativeLibraryError(f"backend {backend!r}: cannot load {path}: {exc}; "
                                  + _build_hint(backend)) from None
-    _declare(lib, backend)
-    for name, number in ACTIVATION_IDS.items():
-        got = lib.gk_activation_name(number)
-        if got is None or got.decode() != name:
+    try:
+        _declare(lib, backend)
+    except AttributeError as exc:  # ctypes: "undefined symbol: gk_..."
+        raise NativeLibraryError(f"backend {backend!r}: {path} is not a gradkern library of "
+                                 f"this version ({exc}); " + _build_hint(backend)) from None
+    loaded = _LOADED[(backend, path)] = (lib, _read_ids(lib, path))
+    return loaded
+
+
+def _read_ids(lib, path):
+    """The library's ``{name: number}``.  A name given to two numbers would make
+    one of them unreachable or, worse, ambiguous: such a library is refused."""
+    ids = {}
+    for number in range(_MAX_ACTIVATIONS):
+        name = lib.gk_activation_name(number)
+        if name is None:
+            break
+        name = name.decode()
+        if name in ids:
             raise NativeLibraryError(
-                f"{path} numbers activation {number} as {got!r}, gradkern as {name!r}: "
-                f"a stale library? Rebuild it: {_build_hint(backend)}"
+                f"{path} names activations {ids[name]} and {number} both {name!r}: a broken "
+                f"build; rebuild it with {_make_command()}"
             )
-    _LOADED[(backend, path)] = lib
-    return lib
+        ids[name] = number
+    return ids
+
+
+def _activation_id(backend, act):
+    number = _load(backend)[1].get(act.name)
+    if number is None:
+        raise NativeLibraryError(
+            f"{act.name} is not in this native library ({library_path(backend)}); "
+            f"rebuild with {_make_command()}"
+        )
+    return number
 
 
 def _declare(lib, backend):
@@ -129,6 +170,7 @@ def _ptr(arr):
 def chain_grad(backend, x, act, weights, *, out=None, noise=None, seed=None):
     """``gradkern.chain_grad`` through the native library of ``backend``."""
     lib = load(backend)
+    number = _activation_id(backend, act)
     if backend == "native-cuda" and lib.gk_cuda_device_count() == 0:
         raise _no_gpu_error(lib)
     caller = (x, weights, noise)  # as passed: out= may overlap none of them either
@@ -141,7 +183,7 @@ def chain_grad(backend, x, act, weights, *, out=None, noise=None, seed=None):
     targets = [a if a.flags.c_contiguous else np.empty(a.shape, dtype) for a in res]
     params = np.array(act.kernel_params(dtype), dtype=dtype)
     fn = getattr(lib, f"{_KINDS[backend][2]}_{'f32' if dtype == np.float32 else 'f64'}")
-    status = fn(ACTIVATION_IDS[act.name], _ptr(params), _ptr(w), n_layers, _ptr(x), n,
+    status = fn(number, _ptr(params), _ptr(w), n_layers, _ptr(x), n,
                 _ptr(noise_arr) if act.stochastic else None, *map(_ptr, targets))
     if status in (GK_ERR_NO_DEVICE, GK_ERR_CUDA):
         err = lib.gk_cuda_last_error().decode()
