@@ -129,7 +129,8 @@ def test_cuda_kernels_fuse_only_where_torch_does(cuda_build):
     assert len(kernels) == 2 * len(pairs)  # x float, double
     assert {re.search(r"gk\d+(\w+?Ops)", k).group(1) for k in kernels} == pairs
     fused = {re.search(r"gk\d+(\w+?)Ops", k).group(1) for k in kernels if "fma.rn.f32" in k}
-    assert fused == {"Tanh", "Tanhshrink"}
+    # the registry's explicit_fma activations, whose C++ pairs carry their names
+    assert fused == {name for name, spec in gk.ACTIVATIONS.items() if spec.explicit_fma}
 
 
 def test_native_cuda_without_gpu_is_a_clear_error(cuda_lib):
@@ -273,13 +274,13 @@ def test_native_large_random_bit_identical(host_lib, name):
 def test_native_equals_numba_cpu_bit_for_bit(host_lib, name, dtype):
     """Two independent implementations of the same conventions -- gradkern.cuh
     (g++) and gradkern/scalar.py (Numba/LLVM) -- agree to the bit wherever no
-    transcendental is involved (piecewise-linear activations, Softsign), and
+    transcendental is involved (the registry's ``transcendental`` flag), and
     within assert_close's tolerance otherwise: the C++ side evaluates float32
     exp/expm1/log1p/tanh in double via glibc, the Numba side with its own
     vectorisable float32 polynomials (gradkern._numba.vecmath, <= 1.7 ulp)."""
     import torch
 
-    exact = gk.ACTIVATIONS[name].piecewise_linear or name == "Softsign"
+    exact = not gk.ACTIVATIONS[name].transcendental
     act = gk.activation(name)  # RReLU in training mode: the same seeded noise
     x = np.concatenate([verify.test_inputs(act, dtype, n_random=20_000, seed=3),
                         np.random.default_rng(4).standard_normal(20_000).astype(dtype) * 30])
