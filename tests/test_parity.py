@@ -1,5 +1,7 @@
-"""chain_grad against the PyTorch autograd reference: every activation x dtype x
-depth x weight set, on random inputs of several scales and every special value.
+"""chain_grad against the PyTorch autograd reference: every backend x activation x
+dtype x depth x weight set, on random inputs of several scales and every
+special value.  Backends that cannot run here (no GPU, no simulator, no
+native build) are skipped, saying why.
 
 The rules live in gradkern.verify (shared with `gradkern verify`):
 piecewise-linear -> bit-identical; smooth -> within assert_close's defaults and
@@ -12,23 +14,58 @@ import gradkern as gk
 from gradkern import reference
 from gradkern import verify
 
-from .conftest import ACT_NAMES, PIECEWISE, VARIANTS, default_activation
+from .conftest import ACT_NAMES, CUDASIM, PIECEWISE, VARIANTS, default_activation
 
-DEPTHS = [1, 2, 3, 4, 7, 30]
+#: backend -> (depths, random inputs per check): one table, sized to what each
+#: runs here.  The simulator runs the CUDA kernel as Python, one thread at a
+#: time, so it gets a few special and random inputs; a real GPU the full set.
+BACKEND_SIZES = {
+    "cpu": ((1, 2, 3, 4, 7, 30), 1500),
+    "native": ((1, 2, 3, 4, 7, 30), 1500),
+    "cuda": ((1, 30), 60) if CUDASIM else ((1, 3, 30), 20_000),
+    "native-cuda": ((1, 3, 30), 1500),
+}
+CASES = [(b, d) for b, (depths, _) in BACKEND_SIZES.items() for d in depths]
 
 
-@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("backend, depth", CASES)
 @pytest.mark.parametrize("name", ACT_NAMES)
-def test_parity(name, dtype, depth):
+def test_parity(backend_ready, backend, name, dtype, depth):
+    """The one parity body: every backend, activation, dtype, depth and weight
+    set against torch autograd, by gradkern.verify's rules."""
     act = default_activation(name)
-    x = verify.test_inputs(act, dtype, n_random=1500, seed=depth)
+    x = verify.test_inputs(act, dtype, n_random=BACKEND_SIZES[backend][1], seed=depth)
     for wname, w in verify.weight_sets(depth, seed=11).items():
-        r = verify.check(act, dtype, w, x=x, weights_name=wname)
-        assert r.ok, f"{act!r} {dtype} depth {depth} weights {wname}: {r.why}"
+        r = verify.check(act, dtype, w, x=x, weights_name=wname, backend=backend)
+        assert r.ok, f"{backend} {act!r} {dtype} depth {depth} weights {wname}: {r.why}"
         if act.piecewise_linear:
             for field, c in r.fields.items():
                 if field not in act.spec.signed_zero_exempt:
-                    assert c.identical == 1.0, field
+                    assert c.identical == 1.0, f"{backend} {field}"
+
+
+STOCHASTIC = [label for label, act in VARIANTS.items() if act.stochastic]
+
+
+@pytest.mark.parametrize("depth", [1, 3, 30])
+@pytest.mark.parametrize("backend", list(BACKEND_SIZES))
+@pytest.mark.parametrize("label", STOCHASTIC)
+def test_torch_noise_reproduced_bit_for_bit(backend_ready, backend, label, dtype, depth):
+    """Given the noise torch drew (RReLU in training mode), every backend
+    reproduces torch bit for bit."""
+    act = VARIANTS[label]
+    lower, upper = act.noise_bounds()
+    x = verify.test_inputs(act, dtype, n_random=BACKEND_SIZES[backend][1], seed=depth)
+    for wname, w in verify.weight_sets(depth, seed=5).items():
+        ref, noise = reference.batched_grads(x, act, w)
+        assert noise.shape == (x.size, depth)
+        drawn = noise[noise != 1]
+        assert drawn.size > 0
+        assert drawn.min() >= dtype.type(lower) and drawn.max() <= dtype.type(upper)
+        res = gk.chain_grad(x, act, w.astype(dtype), noise=noise, backend=backend)
+        ok = ~np.isnan(ref.output)
+        for k, r in zip(res, ref):
+            assert verify._bit_identical(k[ok], r[ok]) == 1.0, f"{backend} {wname}"
 
 
 @pytest.mark.parametrize("depth", [3, 30])
@@ -59,23 +96,6 @@ def test_serial_and_parallel_builds_agree(monkeypatch):
         b = gk.chain_grad(x, act, [1.0, -0.7, 1.2])
         for u, v in zip(a, b):
             assert verify._bit_identical(u, v) == 1.0, name
-
-
-@pytest.mark.parametrize("depth", [1, 3, 30])
-def test_rrelu_training_reproduces_torch_noise(dtype, depth):
-    """With the noise torch drew, the kernel reproduces torch bit for bit."""
-    act = gk.activation("RReLU", training=True)
-    x = verify.test_inputs(act, dtype, n_random=3000, seed=depth)
-    for wname, w in verify.weight_sets(depth, seed=5).items():
-        ref, noise = reference.batched_grads(x, act, w)
-        assert noise.shape == (x.size, depth)
-        drawn = noise[noise != 1]
-        lo, hi = dtype.type(1 / 8), dtype.type(1 / 3)
-        assert drawn.size > 0 and drawn.min() >= lo and drawn.max() <= hi
-        res = gk.chain_grad(x, act, w.astype(dtype), noise=noise)
-        ok = ~np.isnan(ref.output)
-        for k, r in zip(res, ref):
-            assert verify._bit_identical(k[ok], r[ok]) == 1.0, wname
 
 
 def test_rrelu_seed_loop_noise_reproduced():
