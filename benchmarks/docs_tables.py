@@ -242,8 +242,8 @@ def _commands():
 def cli_usage():
     out = []
     for name, help_, p in _commands():
-        usage = p.format_usage().strip().removeprefix("usage: ")
-        out += [f"**`gradkern {name}`**: {help_}", "", "```", usage, "```", ""]
+        out += [f"### `gradkern {name}`", "", f"{help_[0].upper()}{help_[1:]}.", "",
+                "```", f"$ gradkern {name} --help", p.format_help().rstrip(), "```", ""]
     return "\n".join(out).rstrip()
 
 

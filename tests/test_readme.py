@@ -86,9 +86,8 @@ def _gradkern_lines():
     lines = []
     for block in fenced(TEXT, "bash"):
         for line in block.splitlines():
-            words = shlex.split(line, comments=True)
-            if words and words[0] == "gradkern":
-                lines.append(words)
+            if line.startswith("gradkern "):
+                lines.append(shlex.split(line, comments=True))
     return lines
 
 
