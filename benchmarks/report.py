@@ -1,10 +1,16 @@
-"""Turn pytest-benchmark JSON files into the README's tables (and a plot).
+"""Tables, a plot and summaries from benchmark JSON files.
 
     python benchmarks/report.py benchmarks/results/cpu.json [--md OUT.md] [--plot OUT.png]
+    python benchmarks/report.py --targets benchmarks/results/cpu-1e7-float32.json
+    python benchmarks/report.py cpu.json --summary benchmarks/results/cpu-scaling-float32.json
 
-Table: samples/s (best round) per activation and lib at each (N, dtype, depth),
-with each peer's ratio gradkern/peer.  The plot (matplotlib, optional) shows
-throughput against N per lib, log-log.
+Input: pytest-benchmark JSON (``make bench``), ``gradkern bench --out`` JSON, or
+a summary written by ``--summary``.  Table: samples/s (best round) per
+activation and lib at each (N, dtype, depth), with each peer's ratio
+gradkern/peer.  The plot (matplotlib) shows throughput against N per lib,
+log-log.  ``--summary`` keeps one record per benchmark (best, median, mean and
+spread of its rounds) and drops the raw rounds: everything the tables and the
+plot read.  ``benchmarks/docs_tables.py`` puts these tables into docs/.
 """
 import argparse
 import json
@@ -28,6 +34,38 @@ def load(paths):
             rows.append({**{k: info[k] for k in ("lib", "activation", "n", "dtype", "depth")},
                          "samples_per_s": info["n"] / b["stats"]["min"]})
     return rows, machine
+
+
+ROUND_STATS = ("min", "median", "mean", "stddev", "max", "rounds")
+
+
+def summarise(paths):
+    """pytest-benchmark JSON files reduced to records: what :func:`load` reads,
+    with the spread of each benchmark's rounds instead of the rounds."""
+    records, machine, source = [], None, []
+    for path in paths:
+        with open(path) as fh:
+            data = json.load(fh)
+        if "benchmarks" not in data:
+            raise SystemExit(f"{path}: not pytest-benchmark JSON (already a summary?)")
+        info = data.get("machine_info", {}).get("cpu", {})
+        source.append({"file": str(path), "pytest_benchmark": data.get("version"),
+                       "datetime": data.get("datetime"),
+                       "commit": data.get("commit_info", {}).get("id"),
+                       "cpu": info.get("brand_raw"),
+                       "cpu_flags": [f for f in info.get("flags", ()) if f.startswith(("avx", "amx"))],
+                       "options": data["benchmarks"][0]["options"] if data["benchmarks"] else None})
+        for b in data["benchmarks"]:
+            extra, stats = b["extra_info"], b["stats"]
+            machine = machine or extra.get("machine")
+            rec = {k: extra[k] for k in ("activation", "n", "dtype", "depth", "lib")}
+            rec["seconds"] = stats["min"]
+            rec.update({f"{k}_s" if k != "rounds" else k: stats[k] for k in ROUND_STATS[1:]})
+            rec["samples_per_s"] = extra["n"] / stats["min"]
+            if "gbytes_per_s" in extra:
+                rec["gbytes_per_s"] = extra["gbytes_per_s"]
+            records.append(rec)
+    return {"machine": machine, "source": source, "records": records}
 
 
 def fmt(v):
@@ -59,7 +97,7 @@ def tables(rows, ours="gradkern-cpu"):
 
 
 def targets(rows, n=10**7, dtype="float32", depth=3, ours="gradkern-cpu"):
-    """Issue 3's target table: every activation at (n, dtype, depth), each peer's
+    """The target table: every activation at (n, dtype, depth), each peer's
     samples/s, gradkern's ratio to JAX (target >= 1.5) and to torch batched
     autograd (target >= 10), and gradkern's share of the memory floor."""
     acts = defaultdict(dict)
@@ -114,9 +152,16 @@ def main(argv=None):
     ap.add_argument("--md", help="write the tables here (default: print)")
     ap.add_argument("--plot", help="write a PNG throughput plot here")
     ap.add_argument("--targets", action="store_true",
-                    help="issue 3's target table (N=1e7, depth 3) instead")
+                    help="the target table (N=1e7, depth 3) instead")
     ap.add_argument("--dtype", default="float32", help="dtype of the --targets table")
+    ap.add_argument("--summary", metavar="OUT.json",
+                    help="write a summary of the pytest-benchmark inputs here (no raw rounds)")
     args = ap.parse_args(argv)
+    if args.summary:
+        with open(args.summary, "w") as fh:
+            json.dump(summarise(args.json), fh, indent=1)
+            fh.write("\n")
+        return
     rows, machine = load(args.json)
     text = ""
     if machine:
