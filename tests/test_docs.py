@@ -64,14 +64,7 @@ REPO_PATH = re.compile(r"^(?:gradkern|tests|benchmarks|cuda|docs)/[\w./*-]*$")
 NOT_IN_CLONE = ("cuda/build/", "benchmarks/results/cpu.json", "benchmarks/results/sweep-cpu.json")
 
 
-#: docs/internals.md is the lead's; it still names the modules as they were before the
-#: sub-packages (gradkern/_kernel_cache.py, gradkern/_threads.py).  Strict: once fixed,
-#: this xfail fails and should go.
-_STALE_PATHS = pytest.mark.xfail(strict=True, reason="internals.md cites pre-restructure paths")
-
-
-@pytest.mark.parametrize("doc", [pytest.param(d, marks=_STALE_PATHS) if d.name == "internals.md"
-                                 else d for d in DOCS], ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_cited_paths_exist(doc):
     missing = []
     for token in _backticked(doc):
