@@ -124,7 +124,11 @@ def targets(rows, n=10**7, dtype="float32", depth=3, ours="gradkern-cpu"):
     return "\n".join(out)
 
 
-def plot(rows, path, activations=("Tanh", "ReLU")):
+def plot(rows, path, activations=None):
+    if activations is None:  # the registry's representatives (one smooth, one piecewise-linear)
+        import gradkern as gk
+
+        activations = [n for n, spec in gk.ACTIVATIONS.items() if spec.representative]
     import matplotlib
 
     matplotlib.use("Agg")

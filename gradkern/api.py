@@ -34,7 +34,7 @@ def chain_grad(x, activation, weights, *, backend="cpu", out=None, noise=None, s
     backend : str
         Where to compute: one of ``gradkern.BACKENDS``: "cpu" (Numba
         parallel), "cuda" (numba-cuda on an NVIDIA GPU; x may then also be a
-        device array, see the README's "CUDA backend"), "auto" (cuda when a GPU
+        device array, see docs/gpu.md), "auto" (cuda when a GPU
         is usable, else cpu; ``result.backend`` says which ran), "native" (the
         C++ library of ``cuda/`` on the host) and "native-cuda" (its CUDA
         build); both native ones need ``make -C cuda`` first.

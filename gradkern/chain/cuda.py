@@ -16,6 +16,8 @@ Two paths, chosen by where ``x`` lives:
 This module imports numba.cuda only when called, so that ``backend="auto"``
 can ask :func:`gpu_usable` and ``import gradkern`` stays light.
 """
+import os
+
 import numpy as np
 
 from ..errors import BackendUnavailableError
@@ -76,16 +78,26 @@ def _why_unavailable():
 
 
 def gpu_usable():
-    """True when numba-cuda is installed and a real CUDA GPU can be used.
+    """True when numba-cuda is installed and a real CUDA GPU can be used: what
+    ``backend="auto"`` asks, for chains and sweeps alike.
 
     The simulator (``NUMBA_ENABLE_CUDASIM=1``) is not a GPU: False there, so
-    ``backend="auto"`` never picks it.
+    ``auto`` never picks it.  Without an NVIDIA driver's device node this
+    answers without importing numba.cuda (about 0.5 s), and a broken CUDA
+    install counts as no GPU rather than an error.
     """
+    import numba
+
+    if numba.config.ENABLE_CUDASIM:
+        return False
+    if not (os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")):
+        return False
     try:
         from numba import cuda
-    except ImportError:
+
+        return not _simulated(cuda) and bool(cuda.is_available())
+    except Exception:  # ImportError, CudaSupportError, a driver too old, ...
         return False
-    return not _simulated(cuda) and bool(cuda.is_available())
 
 
 def chain_grad(x, act, weights, *, out=None, noise=None, seed=None, stream=None):

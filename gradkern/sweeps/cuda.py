@@ -20,31 +20,14 @@ device arrays cannot be passed to njit functions).
 Performance on real hardware is not measured here (no GPU was available when
 this was written); ``gradkern.sweep(backend="cuda")`` is tested on the simulator.
 """
-import os
-
-import numba
 import numpy as np
 
 from ..chain.core import shared_params
 from .stats import BLOCK, GPU_MAX_DEPTH as MAX_DEPTH, HIST_COLS, Partials, slope_params
 
-__all__ = ["run_chunk", "kernel_for", "gpu_available"]
+__all__ = ["run_chunk", "kernel_for"]
 
 _THREADS = 128
-
-
-def gpu_available():
-    """True when a real CUDA GPU can be used (never under the simulator)."""
-    if numba.config.ENABLE_CUDASIM:
-        return False
-    if not (os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")):
-        return False  # no driver: don't pay for importing numba.cuda
-    try:
-        from numba import cuda
-
-        return cuda.is_available()
-    except Exception:  # a broken CUDA install is "no GPU" for backend="auto"
-        return False
 
 
 _KERNELS = {}

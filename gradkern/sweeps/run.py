@@ -80,9 +80,9 @@ def resolve_backend(backend):
         _require_cuda()
     if backend != "auto":
         return backend
-    from . import cuda as stats_cuda
+    from ..chain.cuda import gpu_usable
 
-    return "cuda" if stats_cuda.gpu_available() else "cpu"
+    return "cuda" if gpu_usable() else "cpu"
 
 
 def _require_cuda():
