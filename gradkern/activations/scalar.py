@@ -119,36 +119,6 @@ def leaky_relu_backward(g, x, y, p):
     return g * p[0]
 
 
-@jit
-def prelu_backward(g, x, y, p):
-    r"""``x > 0 ? g : weight * g`` (PyTorch multiplies weight first)."""
-    T = type(x)
-    if x > T(0.0):
-        return g
-    return p[0] * g
-
-
-@jit
-def rrelu_train_forward(x, p):
-    r"""Training-mode RReLU with noise ``r = p[0]``: ``x <= 0 ? x * r : x``.
-
-    The test is ``<=`` as in ``_rrelu_with_noise_train``: zero takes the noise.
-    """
-    T = type(x)
-    if x <= T(0.0):
-        return x * p[0]
-    return x
-
-
-@jit
-def rrelu_train_backward(g, x, y, p):
-    r"""``noise * g`` with noise = r for x <= 0 and 1 otherwise (1*g == g)."""
-    T = type(x)
-    if x <= T(0.0):
-        return p[0] * g
-    return g
-
-
 # ----------------------------------------------------------------------------
 # ReLU (no parameters)
 # ----------------------------------------------------------------------------
