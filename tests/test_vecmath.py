@@ -290,18 +290,3 @@ def bit_inputs():
 def test_output_bits_pinned(name, dtype, bit_inputs):
     bits = _bits_of(KERNELS[name], bit_inputs[dtype])
     assert _digest(bits, dtype)[:32] == PINNED[name, np.dtype(dtype).name]
-
-
-@pytest.mark.parametrize("name,dtype", BIT_CASES)
-def test_same_bits_as_the_twins(name, dtype, bit_inputs):
-    """The one definition against the float32/float64 twins it replaced, bit
-    for bit on 4.2e6 inputs (NaN payloads included)."""
-    from . import _vecmath_twins as twins
-
-    old_fn = getattr(twins, "v" + ("cossin_turns" if name == "cossin" else name))
-    old = _cossin_kernel(old_fn) if name == "cossin" else _make(old_fn)
-    old.nargs = KERNELS[name].nargs
-    x = bit_inputs[dtype]
-    new_bits, old_bits = _bits_of(KERNELS[name], x), _bits_of(old, x)
-    differ = np.flatnonzero(new_bits != old_bits)
-    assert differ.size == 0, (differ.size, x[differ[:5] % x.size])
