@@ -5,8 +5,12 @@ ships no SVML), which keeps a loop from vectorising: a chain kernel spent ~90%
 of its time in ``tanh``/``exp`` calls.  These versions are built from
 arithmetic, ``fma``, comparisons (lowered to selects) and IEEE bit casts only,
 so a loop over samples becomes AVX-512 code, and the same source compiles for
-CUDA.  Each has a float32 and a float64 implementation, chosen at compile time
-by type (no float64 promotion inside float32 code).
+CUDA.  Each is written once, as a factory over a table of the dtype's
+constants (``_F32``, ``_F64``: clamp bounds, coefficients, integer width,
+exponent bias); Numba freezes a closure's variables as compile-time constants,
+so the float32 and float64 versions compile to the code two hand-written twins
+did (measured: ``benchmarks/vecmath_bits.py``), with no float64 promotion in
+float32 code, and ``overload`` picks one by the argument's type.
 
 Method (all: Cody-Waite range reduction with FMA, Horner with FMA):
 
@@ -58,10 +62,14 @@ from these are no less accurate than torch's against float64.
 Special values: NaN -> NaN; exp(+inf) = inf, exp(-inf) = 0; expm1(-inf) = -1;
 log1p(inf) = inf, log1p(-1) = -inf, log1p(u < -1) = NaN; tanh(+-inf) = +-1.
 """
+import math
+from typing import NamedTuple
+
 import numba
 import numpy as np
+from llvmlite import ir
 from numba.core import types
-from numba.core.extending import overload
+from numba.core.extending import intrinsic, overload
 
 from .intrinsics import bits_float, float_bits, fma
 
@@ -71,27 +79,6 @@ __all__ = ["vexp", "vexpm1", "vlog1p", "vtanh", "vlog", "vcossin_turns", "MAX_UL
 MAX_ULP = {"exp": 1.0, "expm1": 2.0, "log1p": 1.0, "tanh": 1.5, "log": 1.0, "cossin": 1.5}
 
 f32, f64, i32, i64 = np.float32, np.float64, np.int32, np.int64
-
-# ln2 split for Cody-Waite: the high part has trailing zero bits, so n*LN2_HI
-# is exact for the |n| that occur (<= 150 resp. 1077)
-_LN2_HI_32, _LN2_LO_32 = f32(0.693359375), f32(-2.12194440e-4)
-_LN2_HI_64, _LN2_LO_64 = f64(6.93147180369123816490e-01), f64(1.90821492927058770002e-10)
-_LOG2E_32, _LOG2E_64 = f32(1.4426950408889634), f64(1.4426950408889634)
-# adding and subtracting 1.5*2^23 (2^52) rounds to the nearest integer
-_ROUND_32, _ROUND_64 = f32(12582912.0), f64(6755399441055744.0)
-
-# tanh(x) = x + x^3 * P(x^2) on |x| < 0.625 (see module docstring).  Not
-# wider: a degree-7 fit to |x| < 1 measured 1.08 ulp there against 1.3 for
-# 1 - 2/(e + 2), but was the one 1 ulp off torch at the seed chain's
-# tanh(0.642015) (0.56626993 vs 0.56627), which the seed test pins.
-_TANH_P32 = tuple(f32(c) for c in (
-    -0.3333333317785046, 0.13333304277861624, -0.05395940590835395,
-    0.021769960917308626, -0.008346980494606172, 0.002295841262758343))
-_TANH_P64 = tuple(f64(c) for c in (
-    -0.3333333333333333, 0.1333333333333305, -0.05396825396790577, 0.02186948851935735,
-    -0.00886323511036136, 0.003592121835933438, -0.0014557760415549023,
-    0.000589663660532036, -0.00023759985285443604, 9.258867998788127e-05,
-    -3.121994989253582e-05, 6.493921966644326e-06))
 
 
 def vexp(x):
@@ -124,234 +111,274 @@ def vcossin_turns(x):
     raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
-# ----------------------------------------------------------------------------- float32
-def _exp32(x):
+# ----------------------------------------------------------------------------- per-dtype data
+class _Dtype(NamedTuple):
+    """Everything a function's float32 and float64 versions differ in: data only.
+
+    A factory below reads the fields into local variables of the closure it
+    returns; Numba freezes those as compile-time constants, so each table
+    compiles to its own straight-line code.
+    """
+
+    ftype: type  # constants are written ftype(c): a bare 1.0 would promote float32 code
+    itype: type  # the integer of the same width: IEEE bits and exponents
+    mant: int  # mantissa bits: the shift from an exponent to its place in the bits
+    bias: int  # exponent bias
+    ln2_hi: float  # Cody-Waite split of ln2
+    ln2_lo: float
+    log2e: float
+    round: float  # adding and subtracting this rounds to the nearest integer
+    exp_lo: float  # exp's clamp
+    exp_hi: float
+    exp_taylor: tuple  # exp(r): 1/k!, k = 0, 1, ...
+    expm1_lo: float  # expm1's clamp
+    expm1_hi: float
+    expm1_taylor: tuple  # (expm1(r) - r)/r^2: 1/k!, k = 2, 3, ...
+    log_split: int  # the bits of sqrt(1/2): where log's exponent e steps
+    log_atanh: tuple  # 2/(2k + 1), k = 1, 2, ...: log(1 + f) = 2 atanh(s)
+    tiny: float  # smallest normal
+    subnormal_exp: float  # a subnormal is its bits times 2^-subnormal_exp
+    tanh_poly: tuple  # P in tanh(x) = x + x^3 P(x^2) for |x| < 0.625
+    tanh_one: float  # from here on tanh rounds to 1
+
+
+def _taylor(ftype, k0, k1):
+    """The exp Taylor coefficients 1/k!, k = k0..k1, rounded to ftype."""
+    return tuple(ftype(1.0 / math.factorial(k)) for k in range(k0, k1 + 1))
+
+
+def _atanh_series(ftype, k1):
+    """2/(2k + 1), k = 1..k1, rounded to ftype."""
+    return tuple(ftype(2.0 / (2 * k + 1)) for k in range(1, k1 + 1))
+
+
+_F32 = _Dtype(
+    ftype=f32, itype=i32, mant=23, bias=127,
+    # ln2 split for Cody-Waite: the high part has trailing zero bits, so n*ln2_hi
+    # is exact for the |n| that occur (<= 150 resp. 1077)
+    ln2_hi=f32(0.693359375), ln2_lo=f32(-2.12194440e-4), log2e=f32(1.4426950408889634),
+    round=f32(12582912.0),  # 1.5*2^23
     # clamp keeps n in [-150, 128] (NaN -> lower bound; restored at the end)
-    xc = x if x > f32(-104.0) else f32(-104.0)
-    xc = xc if xc < f32(89.0) else f32(89.0)
-    nf = (xc * _LOG2E_32 + _ROUND_32) - _ROUND_32
-    r = fma(-nf, _LN2_HI_32, xc)
-    r = fma(-nf, _LN2_LO_32, r)
-    p = fma(r, f32(1.0 / 5040), f32(1.0 / 720))
-    p = fma(p, r, f32(1.0 / 120))
-    p = fma(p, r, f32(1.0 / 24))
-    p = fma(p, r, f32(1.0 / 6))
-    p = fma(p, r, f32(0.5))
-    p = fma(p, r, f32(1.0))
-    p = fma(p, r, f32(1.0))
-    # numba types int32 + int32 as int64: every step is cast back to int32,
-    # or bits_float would build a float64 and promote the whole function
-    n = i32(nf)
-    n1 = i32(n >> 1)
-    s1 = bits_float(i32((n1 + 127) << 23))
-    s2 = bits_float(i32((n - n1 + 127) << 23))
-    res = (p * s1) * s2
-    return res if x == x else x
-
-
-def _expm1_32(x):
+    exp_lo=f32(-104.0), exp_hi=f32(89.0), exp_taylor=_taylor(f32, 0, 7),
     # below -30 expm1 rounds to -1; above 89 it overflows
-    xc = x if x > f32(-30.0) else f32(-30.0)
-    xc = xc if xc < f32(89.0) else f32(89.0)
-    nf = (xc * _LOG2E_32 + _ROUND_32) - _ROUND_32
-    r = fma(-nf, _LN2_HI_32, xc)
-    r = fma(-nf, _LN2_LO_32, r)
-    q = fma(r, f32(1.0 / 40320), f32(1.0 / 5040))
-    q = fma(q, r, f32(1.0 / 720))
-    q = fma(q, r, f32(1.0 / 120))
-    q = fma(q, r, f32(1.0 / 24))
-    q = fma(q, r, f32(1.0 / 6))
-    q = fma(q, r, f32(0.5))
-    e = fma(r * r, q, r)
-    # 2^n with n <= 127, times 2^k (k <= 1) for the top of the range, where
-    # 2^128 overflows although expm1 does not yet; there the -1 is far below
-    # an ulp, so (2^127 e + 2^127 - 1) * 2 is the same float
-    n = i32(nf)
-    nc = i32(n if n < 127 else 127)
-    s = bits_float(i32((nc + 127) << 23))
-    t = bits_float(i32((n - nc + 127) << 23))
-    res = fma(s, e, s - f32(1.0)) * t
-    return res if x == x else x
+    expm1_lo=f32(-30.0), expm1_hi=f32(89.0), expm1_taylor=_taylor(f32, 2, 8),
+    log_split=0x3F3504F3, log_atanh=_atanh_series(f32, 4),
+    tiny=f32(1.1754943508222875e-38), subnormal_exp=f32(149.0),
+    # tanh(x) = x + x^3 * P(x^2) on |x| < 0.625 (see module docstring).  Not
+    # wider: a degree-7 fit to |x| < 1 measured 1.08 ulp there against 1.3 for
+    # 1 - 2/(e + 2), but was the one 1 ulp off torch at the seed chain's
+    # tanh(0.642015) (0.56626993 vs 0.56627), which the seed test pins.
+    tanh_poly=tuple(f32(c) for c in (
+        -0.3333333317785046, 0.13333304277861624, -0.05395940590835395,
+        0.021769960917308626, -0.008346980494606172, 0.002295841262758343)),
+    tanh_one=f32(10.0),
+)
+
+_F64 = _Dtype(
+    ftype=f64, itype=i64, mant=52, bias=1023,
+    ln2_hi=f64(6.93147180369123816490e-01), ln2_lo=f64(1.90821492927058770002e-10),
+    log2e=f64(1.4426950408889634),
+    round=f64(6755399441055744.0),  # 1.5*2^52
+    exp_lo=f64(-746.0), exp_hi=f64(710.0), exp_taylor=_taylor(f64, 0, 13),
+    expm1_lo=f64(-40.0), expm1_hi=f64(710.0), expm1_taylor=_taylor(f64, 2, 14),
+    log_split=0x3FE6A09E667F3BCD, log_atanh=_atanh_series(f64, 10),
+    tiny=f64(2.2250738585072014e-308), subnormal_exp=f64(1074.0),
+    tanh_poly=tuple(f64(c) for c in (
+        -0.3333333333333333, 0.1333333333333305, -0.05396825396790577, 0.02186948851935735,
+        -0.00886323511036136, 0.003592121835933438, -0.0014557760415549023,
+        0.000589663660532036, -0.00023759985285443604, 9.258867998788127e-05,
+        -3.121994989253582e-05, 6.493921966644326e-06)),
+    tanh_one=f64(20.0),
+)
 
 
-@numba.njit(forceinline=True, error_model="numpy")
-def _log_core32(m, c, eoff):
-    """log(m) + c - eoff*ln2 in float32 (see _log_core64)."""
-    bits = float_bits(m)
-    e = i32((bits - 0x3F3504F3) >> 23)  # so that f lands in [sqrt(1/2), sqrt(2))
-    f = bits_float(i32(bits - (e << 23))) - f32(1.0)  # exact, in [-0.293, 0.414]
-    # fdlibm's arrangement: log(1+f) = f - (hfsq - s*(hfsq + R)); f is exact and
-    # only the small corrections round (measured 2.4 -> <= 1 ulp vs 2*atanh(s))
-    s = f / (f32(2.0) + f)
-    z = s * s
-    R = fma(z, f32(2.0 / 9), f32(2.0 / 7))
-    R = fma(R, z, f32(2.0 / 5))
-    R = fma(R, z, f32(2.0 / 3))
-    R = R * z
-    hfsq = f32(0.5) * f * f
-    ef = f32(e) - eoff
-    return fma(ef, _LN2_HI_32, f - (hfsq - fma(s, hfsq + R, fma(ef, _LN2_LO_32, c))))
+# IEEE division (x/0 -> inf), not Python's ZeroDivisionError: a checked
+# division is a branch that stops vectorisation
+# forceinline (LLVM alwaysinline): a call left in a loop keeps it scalar
+_JIT = {"error_model": "numpy", "forceinline": True}
 
 
-def _log1p32(x):
-    u = x
-    m = f32(1.0) + u
-    c = (u - (m - f32(1.0))) / m  # the part of u that 1 + u rounded away
-    res = _log_core32(m, c, f32(0.0))
-    res = res if u < f32(np.inf) else u
-    res = res if u != f32(-1.0) else f32(-np.inf)
-    return res if u >= f32(-1.0) else f32(np.nan) + u * f32(0.0)
+@intrinsic
+def _horner(typingctx, x, c):
+    """c[0] + x (c[1] + x (... + x c[n-1])) for a tuple c of n >= 2 floats of
+    x's type: n - 1 fmas, fma(x, c[n-1], c[n-2]) first, in one straight line
+    emitted where it is called.
+
+    Not a loop over the tuple: even one LLVM unrolls fully reached NVVM as a
+    loop, and NVVM then left the kernel's layer loop un-unrolled (SELU's
+    float32 kernel: 235 PTX instructions instead of the twins' 495); nor an
+    ``overload`` recursing on the tuple's length: inlined at Numba IR level it
+    took 400 s to compile float64 exp.
+    """
+    if not (isinstance(c, types.UniTuple) and c.dtype == x and c.count >= 2):
+        return None
+
+    def codegen(context, builder, signature, args):
+        xv, cv = args
+        ty = context.get_value_type(x)
+        fma_fn = builder.module.declare_intrinsic("llvm.fma", [ty], ir.FunctionType(ty, [ty] * 3))
+        coef = [builder.extract_value(cv, i) for i in range(c.count)]
+        p = builder.call(fma_fn, [xv, coef[-1], coef[-2]])
+        for ci in reversed(coef[:-2]):
+            p = builder.call(fma_fn, [p, xv, ci])
+        return p
+
+    return x(x, c), codegen
 
 
-def _tanh32(x):
-    a = abs(x)
-    x2 = x * x
-    P = _TANH_P32
-    p = fma(x2, P[5], P[4])
-    for i in range(3, -1, -1):  # unrolled by LLVM: a constant trip count
-        p = fma(p, x2, P[i])
-    small = fma(x * x2, p, x)
-    small = x if x == f32(0.0) else small  # the fma would turn -0.0 into +0.0
-    e = vexpm1(f32(2.0) * a)
-    # 1 - 2/(e + 2) rather than e/(e + 2): near |y| = 1 the rounding of e + 2
-    # cost up to 1 ulp of y in the quotient form (1.49 ulp measured), while the
-    # small quotient's error lands far below an ulp of y here
-    big = f32(1.0) - f32(2.0) / (e + f32(2.0))
-    big = f32(1.0) if a >= f32(10.0) else big  # NaN stays NaN
-    big = big if x >= f32(0.0) else -big
-    return small if a < f32(0.625) else big
+@numba.njit(inline="always", **_JIT)
+def _horner_loop(x, c):
+    """_horner's value and operations as a loop over the tuple, for tanh and
+    cossin_turns, which the twins wrote so.  NVVM unrolls the kernel around a
+    loop differently (Tanh's float32 chain kernel: 529 PTX instructions, 850
+    with _horner); kept so the GPU code stays the code that was measured.
+    Inlined at Numba IR level, as the twins' loop was written in place: as a
+    function of its own (LLVM-inlined) it reordered the x86 code."""
+    n = len(c)
+    p = fma(x, c[n - 1], c[n - 2])
+    for i in range(n - 3, -1, -1):  # unrolled by LLVM: a constant trip count
+        p = fma(p, x, c[i])
+    return p
 
 
-# ----------------------------------------------------------------------------- float64
-def _exp64(x):
-    xc = x if x > f64(-746.0) else f64(-746.0)
-    xc = xc if xc < f64(710.0) else f64(710.0)
-    nf = (xc * _LOG2E_64 + _ROUND_64) - _ROUND_64
-    r = fma(-nf, _LN2_HI_64, xc)
-    r = fma(-nf, _LN2_LO_64, r)
-    p = fma(r, f64(1.0 / 6227020800), f64(1.0 / 479001600))
-    p = fma(p, r, f64(1.0 / 39916800))
-    p = fma(p, r, f64(1.0 / 3628800))
-    p = fma(p, r, f64(1.0 / 362880))
-    p = fma(p, r, f64(1.0 / 40320))
-    p = fma(p, r, f64(1.0 / 5040))
-    p = fma(p, r, f64(1.0 / 720))
-    p = fma(p, r, f64(1.0 / 120))
-    p = fma(p, r, f64(1.0 / 24))
-    p = fma(p, r, f64(1.0 / 6))
-    p = fma(p, r, f64(0.5))
-    p = fma(p, r, f64(1.0))
-    p = fma(p, r, f64(1.0))
-    n = i64(nf)
-    n1 = n >> i64(1)
-    s1 = bits_float((n1 + i64(1023)) << i64(52))
-    s2 = bits_float((n - n1 + i64(1023)) << i64(52))
-    res = (p * s1) * s2
-    return res if x == x else x
+# ----------------------------------------------------------------------------- the functions
+def _exp(d):
+    """exp for the dtype described by ``d`` (a :class:`_Dtype`)."""
+    I, mant, bias = d.itype, d.mant, d.bias
+    lo, hi, log2e, rnd, ln2_hi, ln2_lo, taylor = (
+        d.exp_lo, d.exp_hi, d.log2e, d.round, d.ln2_hi, d.ln2_lo, d.exp_taylor)
+
+    def exp(x):
+        xc = x if x > lo else lo
+        xc = xc if xc < hi else hi
+        nf = (xc * log2e + rnd) - rnd
+        r = fma(-nf, ln2_hi, xc)
+        r = fma(-nf, ln2_lo, r)
+        p = _horner(r, taylor)
+        # numba types int32 + int32 as int64: every step is cast back to I,
+        # or bits_float would build a float64 and promote a float32 function
+        n = I(nf)
+        n1 = I(n >> 1)
+        s1 = bits_float(I((n1 + bias) << mant))
+        s2 = bits_float(I((n - n1 + bias) << mant))
+        res = (p * s1) * s2
+        return res if x == x else x
+
+    return exp
 
 
-def _expm1_64(x):
-    xc = x if x > f64(-40.0) else f64(-40.0)
-    xc = xc if xc < f64(710.0) else f64(710.0)
-    nf = (xc * _LOG2E_64 + _ROUND_64) - _ROUND_64
-    r = fma(-nf, _LN2_HI_64, xc)
-    r = fma(-nf, _LN2_LO_64, r)
-    q = fma(r, f64(1.0 / 87178291200), f64(1.0 / 6227020800))
-    q = fma(q, r, f64(1.0 / 479001600))
-    q = fma(q, r, f64(1.0 / 39916800))
-    q = fma(q, r, f64(1.0 / 3628800))
-    q = fma(q, r, f64(1.0 / 362880))
-    q = fma(q, r, f64(1.0 / 40320))
-    q = fma(q, r, f64(1.0 / 5040))
-    q = fma(q, r, f64(1.0 / 720))
-    q = fma(q, r, f64(1.0 / 120))
-    q = fma(q, r, f64(1.0 / 24))
-    q = fma(q, r, f64(1.0 / 6))
-    q = fma(q, r, f64(0.5))
-    e = fma(r * r, q, r)
-    n = i64(nf)
-    nc = n if n < 1023 else i64(1023)
-    s = bits_float((nc + i64(1023)) << i64(52))
-    t = bits_float((n - nc + i64(1023)) << i64(52))
-    res = fma(s, e, s - f64(1.0)) * t
-    return res if x == x else x
+def _expm1(d):
+    """expm1 for the dtype described by ``d``."""
+    F, I, mant, bias = d.ftype, d.itype, d.mant, d.bias
+    lo, hi, log2e, rnd, ln2_hi, ln2_lo, taylor = (
+        d.expm1_lo, d.expm1_hi, d.log2e, d.round, d.ln2_hi, d.ln2_lo, d.expm1_taylor)
+    one = F(1.0)
+
+    def expm1(x):
+        xc = x if x > lo else lo
+        xc = xc if xc < hi else hi
+        nf = (xc * log2e + rnd) - rnd
+        r = fma(-nf, ln2_hi, xc)
+        r = fma(-nf, ln2_lo, r)
+        q = _horner(r, taylor)
+        e = fma(r * r, q, r)
+        # 2^n with n <= bias (float32: 127), times 2^k (k <= 1) for the top of the
+        # range, where 2^128 overflows although expm1 does not yet; there the -1 is
+        # far below an ulp, so (2^127 e + 2^127 - 1) * 2 is the same float
+        n = I(nf)
+        nc = I(n if n < bias else bias)
+        s = bits_float(I((nc + bias) << mant))
+        t = bits_float(I((n - nc + bias) << mant))
+        res = fma(s, e, s - one) * t
+        return res if x == x else x
+
+    return expm1
 
 
-@numba.njit(forceinline=True, error_model="numpy")
-def _log_core64(m, c, eoff):
-    """log(m) + c - eoff*ln2: fdlibm's arrangement (see _log_core32);
-    shared by log1p (c corrects the rounding of 1 + u) and log (c = 0)."""
-    bits = float_bits(m)
-    e = (bits - i64(0x3FE6A09E667F3BCD)) >> i64(52)
-    f = bits_float(bits - (e << i64(52))) - f64(1.0)
-    s = f / (f64(2.0) + f)
-    z = s * s
-    R = fma(z, f64(2.0 / 21), f64(2.0 / 19))
-    R = fma(R, z, f64(2.0 / 17))
-    R = fma(R, z, f64(2.0 / 15))
-    R = fma(R, z, f64(2.0 / 13))
-    R = fma(R, z, f64(2.0 / 11))
-    R = fma(R, z, f64(2.0 / 9))
-    R = fma(R, z, f64(2.0 / 7))
-    R = fma(R, z, f64(2.0 / 5))
-    R = fma(R, z, f64(2.0 / 3))
-    R = R * z
-    hfsq = f64(0.5) * f * f
-    ef = f64(e) - eoff
-    return fma(ef, _LN2_HI_64, f - (hfsq - fma(s, hfsq + R, fma(ef, _LN2_LO_64, c))))
+def _log_core(d):
+    """log(m) + c - eoff*ln2 for the dtype described by ``d``: fdlibm's
+    arrangement, shared by log1p (c corrects the rounding of 1 + u) and log
+    (c = 0)."""
+    F, I, mant, split, atanh = d.ftype, d.itype, d.mant, d.log_split, d.log_atanh
+    ln2_hi, ln2_lo = d.ln2_hi, d.ln2_lo
+    one, two, half = F(1.0), F(2.0), F(0.5)
+
+    @numba.njit(**_JIT)
+    def log_core(m, c, eoff):
+        bits = float_bits(m)
+        e = I((bits - split) >> mant)  # so that f lands in [sqrt(1/2), sqrt(2))
+        f = bits_float(I(bits - (e << mant))) - one  # exact, in [-0.293, 0.414]
+        # fdlibm's arrangement: log(1+f) = f - (hfsq - s*(hfsq + R)); f is exact and
+        # only the small corrections round (measured 2.4 -> <= 1 ulp vs 2*atanh(s))
+        s = f / (two + f)
+        z = s * s
+        R = _horner(z, atanh) * z
+        hfsq = half * f * f
+        ef = F(e) - eoff
+        return fma(ef, ln2_hi, f - (hfsq - fma(s, hfsq + R, fma(ef, ln2_lo, c))))
+
+    return log_core
 
 
-def _log1p64(x):
-    u = x
-    m = f64(1.0) + u
-    c = (u - (m - f64(1.0))) / m
-    res = _log_core64(m, c, f64(0.0))
-    res = res if u < f64(np.inf) else u
-    res = res if u != f64(-1.0) else f64(-np.inf)
-    return res if u >= f64(-1.0) else f64(np.nan) + u * f64(0.0)
+def _log1p(d):
+    """log1p for the dtype described by ``d``."""
+    F = d.ftype
+    core = _log_core(d)
+    zero, one, minus_one, inf, nan = F(0.0), F(1.0), F(-1.0), F(np.inf), F(np.nan)
+
+    def log1p(x):
+        u = x
+        m = one + u
+        c = (u - (m - one)) / m  # the part of u that 1 + u rounded away
+        res = core(m, c, zero)
+        res = res if u < inf else u
+        res = res if u != minus_one else -inf
+        return res if u >= minus_one else nan + u * zero
+
+    return log1p
 
 
-def _tanh64(x):
-    a = abs(x)
-    x2 = x * x
-    P = _TANH_P64
-    p = fma(x2, P[11], P[10])
-    for i in range(9, -1, -1):
-        p = fma(p, x2, P[i])
-    small = fma(x * x2, p, x)
-    small = x if x == f64(0.0) else small
-    e = vexpm1(f64(2.0) * a)
-    big = f64(1.0) - f64(2.0) / (e + f64(2.0))
-    big = f64(1.0) if a >= f64(20.0) else big
-    big = big if x >= f64(0.0) else -big
-    return small if a < f64(0.625) else big
+def _log(d):
+    """log for the dtype described by ``d``: log1p's core with m = x (no
+    rounded 1 + u to correct)."""
+    F, tiny, sub_exp = d.ftype, d.tiny, d.subnormal_exp
+    core = _log_core(d)
+    zero, inf, nan = F(0.0), F(np.inf), F(np.nan)
+
+    def log(x):
+        # a subnormal x is m * 2^-149 (2^-1074) with m its bits: converting m
+        # (exact) is an integer operation, where x * 2^24 would take a microcode assist
+        sub = x < tiny
+        xs = F(float_bits(x)) if sub else x
+        res = core(xs, zero, sub_exp if sub else zero)
+        res = res if x < inf else x  # inf -> inf, NaN -> NaN
+        res = res if x != zero else -inf
+        return res if x >= zero else nan + x * zero
+
+    return log
 
 
-_TINY_32 = f32(1.1754943508222875e-38)  # smallest normal float32
+def _tanh(d):
+    """tanh for the dtype described by ``d``."""
+    F, P, saturated = d.ftype, d.tanh_poly, d.tanh_one
+    zero, one, two, small_max = F(0.0), F(1.0), F(2.0), F(0.625)
 
+    def tanh(x):
+        a = abs(x)
+        x2 = x * x
+        p = _horner_loop(x2, P)
+        small = fma(x * x2, p, x)
+        small = x if x == zero else small  # the fma would turn -0.0 into +0.0
+        e = vexpm1(two * a)
+        # 1 - 2/(e + 2) rather than e/(e + 2): near |y| = 1 the rounding of e + 2
+        # cost up to 1 ulp of y in the quotient form (1.49 ulp measured), while the
+        # small quotient's error lands far below an ulp of y here
+        big = one - two / (e + two)
+        big = one if a >= saturated else big  # NaN stays NaN
+        big = big if x >= zero else -big
+        return small if a < small_max else big
 
-def _log32(x):
-    # a subnormal x is m * 2^-149 with m its bits: converting m (exact) is an
-    # integer operation, where x * 2^24 would take a microcode assist
-    sub = x < _TINY_32
-    xs = f32(float_bits(x)) if sub else x
-    res = _log_core32(xs, f32(0.0), f32(149.0) if sub else f32(0.0))
-    res = res if x < f32(np.inf) else x
-    res = res if x != f32(0.0) else f32(-np.inf)
-    return res if x >= f32(0.0) else f32(np.nan) + x * f32(0.0)
-
-
-_TINY_64 = f64(2.2250738585072014e-308)  # smallest normal float64
-
-
-def _log64(x):
-    # log1p's core with m = x (no rounded 1 + u to correct)
-    sub = x < _TINY_64
-    xs = f64(float_bits(x)) if sub else x  # m * 2^-1074, as in _log32
-    res = _log_core64(xs, f64(0.0), f64(1074.0) if sub else f64(0.0))
-    res = res if x < f64(np.inf) else x  # inf -> inf, NaN -> NaN
-    res = res if x != f64(0.0) else f64(-np.inf)
-    return res if x >= f64(0.0) else f64(np.nan) + x * f64(0.0)
+    return tanh
 
 
 # sin(pi/2 r) = r (S0 + r^2 S(r^2)) and cos(pi/2 r) = C(r^2) for |r| <= 1/2:
@@ -368,59 +395,56 @@ _COS_C = tuple(f64(c) for c in (
     -6.386603083791852e-09, 6.565963114979473e-11, -5.294400200734623e-13))
 
 
-def _cossin_turns64(x):
-    # quarter turns: v = (q + r) / 4 with q an integer and |r| <= 1/2; 4v and
-    # 4v - q are exact, so the reduction adds no error at all
-    v4 = x * f64(4.0)
-    q = (v4 + _ROUND_64) - _ROUND_64
-    r = v4 - q
-    r2 = r * r
-    ps = fma(r2, _SIN_C[7], _SIN_C[6])
-    for i in range(5, -1, -1):
-        ps = fma(ps, r2, _SIN_C[i])
-    s = fma(r, _PIO2_HI, fma(r, _PIO2_LO, (r * r2) * ps))
-    pc = fma(r2, _COS_C[9], _COS_C[8])
-    for i in range(7, -1, -1):
-        pc = fma(pc, r2, _COS_C[i])
-    c = pc
-    iq = i64(q)
-    # quadrant iq (mod 4) turns (c, s) by iq quarter turns: odd ones swap the
-    # pair, quadrants 1, 2 negate the cosine and 2, 3 the sine
-    odd = (iq & i64(1)) != i64(0)
-    cc = s if odd else c
-    ss = c if odd else s
-    cc = -cc if ((iq + i64(1)) & i64(2)) != i64(0) else cc
-    ss = -ss if (iq & i64(2)) != i64(0) else ss
-    return cc, ss
+def _cossin_turns(d):
+    """(cos(2 pi x), sin(2 pi x)) for the dtype described by ``d``; the
+    coefficients above are float64's, the only dtype that needs it."""
+    F, I, rnd = d.ftype, d.itype, d.round
+    four, pio2_hi, pio2_lo, sin_c, cos_c = F(4.0), F(_PIO2_HI), F(_PIO2_LO), _SIN_C, _COS_C
+    zero, one, two = I(0), I(1), I(2)
+
+    def cossin_turns(x):
+        # quarter turns: v = (q + r) / 4 with q an integer and |r| <= 1/2; 4v and
+        # 4v - q are exact, so the reduction adds no error at all
+        v4 = x * four
+        q = (v4 + rnd) - rnd
+        r = v4 - q
+        r2 = r * r
+        ps = _horner_loop(r2, sin_c)
+        s = fma(r, pio2_hi, fma(r, pio2_lo, (r * r2) * ps))
+        c = _horner_loop(r2, cos_c)
+        iq = I(q)
+        # quadrant iq (mod 4) turns (c, s) by iq quarter turns: odd ones swap the
+        # pair, quadrants 1, 2 negate the cosine and 2, 3 the sine
+        odd = (iq & one) != zero
+        cc = s if odd else c
+        ss = c if odd else s
+        cc = -cc if ((iq + one) & two) != zero else cc
+        ss = -ss if (iq & two) != zero else ss
+        return cc, ss
+
+    return cossin_turns
 
 
-def _only64(impl64):
+# ----------------------------------------------------------------------------- by type
+def _per_dtype(make):
+    """``make``'s float32 and float64 versions, keyed by Numba type.  Where a
+    dtype needs another algorithm, the dict names that function instead, e.g.
+    ``{types.float32: _tanh32, types.float64: _tanh(_F64)}``."""
+    return {types.float32: make(_F32), types.float64: make(_F64)}
+
+
+def _implement(stub, impls):
+    """Compile ``stub(x)`` to ``impls[numba type of x]`` (any other type: no match)."""
+
     def chooser(x):
-        return impl64 if x == types.float64 else None
+        return impls.get(x)
 
-    return chooser
-
-
-# IEEE division (x/0 -> inf), not Python's ZeroDivisionError: a checked
-# division is a branch that stops vectorisation
-# forceinline (LLVM alwaysinline): a call left in a loop keeps it scalar
-_JIT = {"error_model": "numpy", "forceinline": True}
+    overload(stub, target="generic", jit_options=_JIT)(chooser)
 
 
-def _by_type(impl32, impl64):
-    def chooser(x):
-        if x == types.float32:
-            return impl32
-        if x == types.float64:
-            return impl64
-        return None
-
-    return chooser
-
-
-overload(vexp, target="generic", jit_options=_JIT)(_by_type(_exp32, _exp64))
-overload(vexpm1, target="generic", jit_options=_JIT)(_by_type(_expm1_32, _expm1_64))
-overload(vlog1p, target="generic", jit_options=_JIT)(_by_type(_log1p32, _log1p64))
-overload(vtanh, target="generic", jit_options=_JIT)(_by_type(_tanh32, _tanh64))
-overload(vlog, target="generic", jit_options=_JIT)(_by_type(_log32, _log64))
-overload(vcossin_turns, target="generic", jit_options=_JIT)(_only64(_cossin_turns64))
+_implement(vexp, _per_dtype(_exp))
+_implement(vexpm1, _per_dtype(_expm1))
+_implement(vlog1p, _per_dtype(_log1p))
+_implement(vtanh, _per_dtype(_tanh))
+_implement(vlog, _per_dtype(_log))
+_implement(vcossin_turns, {types.float64: _cossin_turns(_F64)})
