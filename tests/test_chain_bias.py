@@ -246,23 +246,33 @@ def test_rrelu_training_in_mixed_chain_with_bias(dtype):
 
 # -- the cuda backend (simulator without a GPU) ---------------------------------
 
+#: (activations, weights, biases) per case; the same activation sets as the CPU
+#: tests above, whose compiled CPU kernels these reuse (each costs ~1.5 s)
+CUDA_CASES = {
+    "bias": ("Hardtanh", W3, np.array([-0.0, 0.5, -1.0])),
+    "mixed": (["Tanh", "Softsign", "SELU", "Tanh"], [1.0, -0.5, 1.5, -1.25], None),
+    "mixed-bias": (_mixed_piecewise, [1.0, -0.5, 2.0, 1.5, -0.25], [-0.0, 0.75, 0.0, -3.0, 6.0]),
+    "rrelu-training": (lambda: [gk.activation("RReLU", training=True), "Hardtanh",
+                                gk.activation("RReLU", lower=0.25, upper=0.5, training=True)],
+                       W3, np.array([0.25, -0.0, -0.5])),
+}
+
+
 @pytest.mark.parametrize("backend", ["cuda"])
-@pytest.mark.parametrize("case", ["bias", "mixed", "mixed-bias", "rrelu-training"])
+@pytest.mark.parametrize("case", list(CUDA_CASES))
 def test_cuda_backend(backend_ready, backend, case, dtype):
     """The numba-cuda kernel: verify's rules against autograd, and on the
     simulator the CPU kernel's bits, df/db included."""
-    acts = {"bias": "Softshrink", "mixed": ["Tanh", "ReLU", "Hardtanh"],
-            "mixed-bias": ["ReLU6", "ELU", "Hardshrink"],
-            "rrelu-training": [gk.activation("RReLU", training=True), "Tanh", "ReLU"]}[case]
-    b = None if case == "mixed" else np.array([-0.0, 0.5, -1.0])
+    acts, w, b = CUDA_CASES[case]
+    acts = acts() if callable(acts) else acts
     first = gk.api.resolve_layers(acts)
     first = first[0] if isinstance(first, tuple) else first
     x = verify.test_inputs(first, dtype, n_random=60, seed=3)
-    r = verify.check(acts, dtype, W3, x=x, biases=b, backend="cuda")
+    r = verify.check(acts, dtype, w, x=x, biases=b, backend="cuda")
     assert r.ok, r.why
     kw = {"seed": 4} if case == "rrelu-training" else {}
-    got = gk.chain_grad(x, acts, W3, biases=b, backend="cuda", **kw)
-    cpu = gk.chain_grad(x, acts, W3, biases=b, **kw)
+    got = gk.chain_grad(x, acts, w, biases=b, backend="cuda", **kw)
+    cpu = gk.chain_grad(x, acts, w, biases=b, **kw)
     assert got.backend == "cuda"
     assert (got.bias_grads is None) == (b is None)
     if CUDASIM or r.exact:
@@ -307,7 +317,7 @@ def backend_ready_cuda():
 
 def test_result_keeps_three_fields():
     x = np.linspace(-2, 2, 9)
-    res = gk.chain_grad(x, "Tanh", W3, biases=[0.1, 0.2, 0.3])
+    res = gk.chain_grad(x, ["Tanh", "ReLU", "Tanh"], W3, biases=[0.1, 0.2, 0.3])
     y, gw, gx = res
     assert len(res) == 3 and res._fields == ("output", "weight_grads", "input_grad")
     assert res.bias_grads.shape == (9, 3) and res.bias_grads.dtype == np.float64
@@ -327,28 +337,28 @@ def test_out_with_bias_grads_and_inputs_untouched():
     x = np.linspace(-2, 2, 300).astype(np.float32)
     w, b = np.float32([1.0, -2.0, 0.5]), np.float32([0.25, -0.0, 1.0])
     x0, w0, b0 = x.copy(), w.copy(), b.copy()
-    expect = gk.chain_grad(x, "ELU", w, biases=b)
+    expect = gk.chain_grad(x, "Hardtanh", w, biases=b)
     out = gk.ChainGrad(np.empty(300, np.float32), np.empty((300, 3), np.float32),
                        np.empty(300, np.float32), bias_grads=np.empty((300, 3), np.float32))
-    res = gk.chain_grad(x, "ELU", w, biases=b, out=out)
+    res = gk.chain_grad(x, "Hardtanh", w, biases=b, out=out)
     assert res.bias_grads is out.bias_grads and res.output is out.output
     for g, e in zip([*out, out.bias_grads], [*expect, expect.bias_grads]):
         assert _bits(g, e)
     # a plain 3-tuple out=: df/db goes to a new array
-    res = gk.chain_grad(x, "ELU", w, biases=b, out=tuple(out))
+    res = gk.chain_grad(x, "Hardtanh", w, biases=b, out=tuple(out))
     assert _bits(res.bias_grads, expect.bias_grads)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(w, w0)
     np.testing.assert_array_equal(b, b0)
     with pytest.raises(ValueError, match="bias_grads overlaps out.weight_grads"):
-        gk.chain_grad(x, "ELU", w, biases=b,
+        gk.chain_grad(x, "Hardtanh", w, biases=b,
                       out=gk.ChainGrad(*out, bias_grads=out.weight_grads))
     with pytest.raises(ValueError, match="bias_grads overlaps an input"):
         big = np.empty((300, 3), np.float32)
-        gk.chain_grad(big[:, 0], "ELU", w, biases=b,
+        gk.chain_grad(big[:, 0], "Hardtanh", w, biases=b,
                       out=gk.ChainGrad(*out, bias_grads=big))
     with pytest.raises(ValueError, match=r"out.bias_grads must have shape \(300, 3\)"):
-        gk.chain_grad(x, "ELU", w, biases=b,
+        gk.chain_grad(x, "Hardtanh", w, biases=b,
                       out=gk.ChainGrad(*out, bias_grads=np.empty((300, 2), np.float32)))
 
 
@@ -454,10 +464,10 @@ def test_layered_kernel_one_per_activation_set_and_bias_flag():
 def test_layer_order_is_kept():
     """The same activations in another order: another function, computed right."""
     x = np.linspace(-3, 3, 61)
-    a = gk.chain_grad(x, ["Tanh", "ReLU6", "Tanh"], W3, biases=[0.5, 1.0, -0.5])
-    b = gk.chain_grad(x, ["ReLU6", "Tanh", "Tanh"], W3, biases=[0.5, 1.0, -0.5])
+    a = gk.chain_grad(x, ["Tanh", "ReLU", "Tanh"], W3, biases=[0.5, 1.0, -0.5])
+    b = gk.chain_grad(x, ["ReLU", "Tanh", "Tanh"], W3, biases=[0.5, 1.0, -0.5])
     assert not np.array_equal(a.output, b.output)
-    for res, acts in ((a, ["Tanh", "ReLU6", "Tanh"]), (b, ["ReLU6", "Tanh", "Tanh"])):
+    for res, acts in ((a, ["Tanh", "ReLU", "Tanh"]), (b, ["ReLU", "Tanh", "Tanh"])):
         ref = reference.per_sample_grads(x, acts, W3, [0.5, 1.0, -0.5])
         np.testing.assert_allclose(res.output, ref.output, rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(res.bias_grads, ref.bias_grads, rtol=1e-13, atol=1e-15)
@@ -471,10 +481,10 @@ def test_cli_chain_biases_and_activation_per_layer(capsys):
     from gradkern.cli import main
 
     assert main(["chain", "--activation", "Tanh,ReLU,Tanh", "--biases", "0.5,-0.25,-0",
-                 "--x", "1.5", "--json"]) == 0
+                 "--x", "1.5", "--dtype", "float64", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["activation"] == "Tanh(), ReLU(), Tanh()" and r["agree"]
-    ref = reference.per_sample_grads(np.float32([1.5]), ["Tanh", "ReLU", "Tanh"], [1.0] * 3,
+    ref = reference.per_sample_grads(np.float64([1.5]), ["Tanh", "ReLU", "Tanh"], [1.0] * 3,
                                      [0.5, -0.25, -0.0])
     assert r["bias_grads"] == r["autograd_bias_grads"] == ref.bias_grads[0].tolist()
     assert main(["chain", "--activation", "LeakyReLU,ReLU", "--param", "negative_slope=0.2",
@@ -487,3 +497,55 @@ def test_cli_chain_biases_and_activation_per_layer(capsys):
     assert "no activation of Tanh, ReLU has a parameter 'alpha'" in capsys.readouterr().err
     assert main(["chain", "--activation", "Tanh", "--biases", "1,nan"]) == 2
     assert "biases must be finite" in capsys.readouterr().err
+
+
+_PTX_CODE = """
+import json, re
+import numpy as np
+import gradkern as gk
+from gradkern.chain.cuda_kernel import build_layered_kernel, kernel_ptx
+from gradkern.chain.layers import LayerPlan
+from gradkern.ptx import _compute_capability, nvvm_available
+
+out = None
+if nvvm_available():
+    out = {}
+    plans = {"piecewise-bias": (["ReLU", "Hardtanh", "LeakyReLU"], True),
+             "mixed-bias": (["Tanh", "ReLU"], True),
+             "rrelu-training-bias": ([gk.activation("RReLU", training=True), "ReLU6"], True)}
+    for name, (acts, bias) in plans.items():
+        plan = LayerPlan([gk.api.resolve_layers(a) for a in acts], bias)
+        for dt in ("float32", "float64"):
+            with _compute_capability((9, 0)):
+                ptx = kernel_ptx(build_layered_kernel(plan, np.dtype(dt)), (9, 0, "a"))
+            out[name + "/" + dt] = {"fma": len(re.findall(r"\\bfma\\.rn\\.f(?:32|64)", ptx)),
+                                    "calls": len(re.findall(r"\\bcall", ptx)),
+                                    "f64": len(re.findall(r"\\.f64\\b", ptx))}
+print(json.dumps(out))
+"""
+
+
+def test_cuda_layered_kernel_compiles_for_the_gpu():
+    """The simulator runs the layered kernel as Python; NVVM shows that the GPU
+    compiler takes it (the per-slot closures inlined, no calls), that ``w*a +
+    b`` stays two roundings (no fma.rn in a chain without transcendentals),
+    and that float32 kernels hold no float64 arithmetic."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba.cuda", reason="numba-cuda (the `cuda` extra) not installed")
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    proc = subprocess.run([sys.executable, "-c", _PTX_CODE], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.splitlines()[-1])
+    if report is None:
+        pytest.skip("NVVM not available (install numba-cuda[cu13])")
+    for key, facts in report.items():
+        assert facts["calls"] == 0, key
+        if key.endswith("float32"):
+            assert facts["f64"] == 0, key
+        if not key.startswith("mixed"):  # Tanh's vector math calls fma() itself
+            assert facts["fma"] == 0, key

@@ -166,7 +166,7 @@ def _layered_chain_grad(x, w, plan, biases, out, noise, seed, caller):
     parallel = n >= SERIAL_BELOW and threads.parallel_allowed()
     kernel = get_layered_kernel(plan, parallel=parallel)
     with threads.launch() if parallel else contextlib.nullcontext():
-        kernel(x, w, b, plan.slot_index, plan.kernel_params(dtype), noise_arr, *res, gb,
+        kernel(x, w, b, plan.slot_index, plan.slot_params(dtype), noise_arr, *res, gb,
                threads.num_threads())
     res = ChainGrad(*res, bias_grads=gb if plan.has_bias else None)
     res.backend = "cpu"

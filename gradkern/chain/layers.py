@@ -7,14 +7,15 @@ are built from when a chain has biases or more than one activation.  The
 plain chain (one activation, no bias) never comes here: it keeps its own
 kernels, unchanged, so that neither feature costs it anything.
 
-A plan has *slots*: the distinct kernel functions of its layers, (forward,
-backward, draws per-sample noise), in order of first use, and for each layer
-the number of its slot.  The kernels branch on a layer's slot once per layer,
-outside the loop over samples, so one compiled kernel serves every depth and
-every order of the same activations; its cache key is the slots and the bias
-flag (:meth:`LayerPlan.cache_parts`).  Activations that differ only in their
-parameters (``LeakyReLU(0.1)`` and ``LeakyReLU(0.2)``) share a slot: their
-parameters are a per-layer table, as RReLU's slopes are.
+A plan has *slots*: the distinct activations of its layers, in order of
+first use, each with its kernel functions (forward, backward, draws
+per-sample noise), and for each layer the number of its slot.  The kernels
+branch on a layer's slot once per layer, outside the loop over samples, so
+one compiled kernel serves every depth and every order of the same slots;
+its cache key is the slots' functions and the bias flag
+(:meth:`LayerPlan.cache_parts`).  Parameters are an argument, one 4-tuple
+per slot: ``LeakyReLU(0.1)`` and ``LeakyReLU(0.2)`` are two slots of the same
+code, so [Tanh, LeakyReLU(0.1)] and [Tanh, LeakyReLU(0.3)] share a kernel.
 
 Nothing here knows a particular activation: it reads each layer's ``ops()``,
 ``kernel_params(dtype)``, ``stochastic`` and ``noise_bounds()``.
@@ -40,14 +41,15 @@ class LayerPlan:
     def __init__(self, acts, has_bias):
         self.acts = tuple(acts)
         self.has_bias = bool(has_bias)
-        slots, index = [], []
+        distinct, index = [], []
         for act in self.acts:
-            slot = (*act.ops(), act.stochastic)
-            if slot not in slots:
-                slots.append(slot)
-            index.append(slots.index(slot))
-        #: ((forward, backward, noisy), ...): the distinct kernel functions
-        self.slots = tuple(slots)
+            if act not in distinct:
+                distinct.append(act)
+            index.append(distinct.index(act))
+        #: the distinct activations, in order of first use
+        self.slot_acts = tuple(distinct)
+        #: ((forward, backward, noisy), ...): each slot's kernel functions
+        self.slots = tuple((*act.ops(), act.stochastic) for act in distinct)
         #: (L,) int64: the slot of each layer
         self.slot_index = np.array(index, dtype=np.int64)
 
@@ -62,6 +64,12 @@ class LayerPlan:
     def kernel_params(self, dtype):
         """(L, 4) array: row k is layer k's kernel parameters in ``dtype``."""
         return np.array([act.kernel_params(dtype) for act in self.acts], dtype=dtype)
+
+    def slot_params(self, dtype):
+        """The slots' kernel parameters in ``dtype``, one flat tuple: slot i's
+        4 values at 4i .. 4i + 3 (flat: Numba's parallel build takes no
+        tuple of tuples)."""
+        return tuple(v for act in self.slot_acts for v in act.kernel_params(dtype))
 
     def cache_parts(self):
         """What tells two plans' kernels apart, for ``cache_kernel``: every
