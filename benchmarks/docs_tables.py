@@ -155,16 +155,6 @@ def _signature(spec):
                      for k, v in spec.defaults.items())
 
 
-def _documented(name):
-    """The activation the docs show: torch.nn's defaults, or the registry's
-    reference values where torch.nn has none (Threshold(0.1, 20))."""
-    gk = _gradkern()
-    spec = gk.ACTIVATIONS[name]
-    if any(v is gk.activations.REQUIRED for v in spec.defaults.values()):
-        return gk.activations.default(name)
-    return gk.activation(name)
-
-
 @region("readme-activations")
 def readme_activations():
     gk = _gradkern()
@@ -286,7 +276,7 @@ def activations_table():
     rows = []
     for name, spec in gk.ACTIVATIONS.items():
         args = _signature(spec) or "—"
-        act = _documented(name)
+        act = gk.activations.fresh(name)
         kinks = ", ".join(f"{k:g}" for k in act.kinks()) or "—"
         if any(v is gk.activations.REQUIRED for v in spec.defaults.values()):
             kinks += f" (`{act!r}`)"
@@ -302,7 +292,7 @@ def activations_detail():
     gk = _gradkern()
     out = []
     for name, spec in gk.ACTIVATIONS.items():
-        act = _documented(name)
+        act = gk.activations.fresh(name)
         note = ""
         if act.stochastic:  # the kink's slope is random in training mode: show eval's
             note = (" In training mode (the default) the slope at a kink is the sample's "

@@ -16,7 +16,7 @@
 """
 import numpy as np
 
-from .activations import ACTIVATIONS, REQUIRED, activation, default
+from .activations import fresh
 from .api import chain_grad
 
 __all__ = ["vanishing", "chain", "RELATIVE_AGREEMENT", "SEED_ACTIVATIONS"]
@@ -34,16 +34,6 @@ def _agree(a, b):
 SEED_ACTIVATIONS = ("ELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "PReLU", "ReLU", "ReLU6",
                     "RReLU", "SELU", "CELU", "Sigmoid", "Softplus", "Softshrink", "Softsign",
                     "Tanh", "Tanhshrink", "Hardshrink")
-
-
-def _fresh_module_activation(name):
-    """What ``torch.nn.<name>()`` is: torch.nn's defaults (a fresh nn.RReLU()
-    trains); where torch.nn has no default (Threshold), the registry's
-    reference values, ``Threshold(0.1, 20)``."""
-    act = default(name)
-    if not any(v is REQUIRED for v in act.spec.defaults.values()):
-        act = activation(act.name)
-    return act
 
 
 def vanishing(seed, samples=200, names=None):
@@ -71,7 +61,8 @@ def vanishing(seed, samples=200, names=None):
 
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    acts = [_fresh_module_activation(name) for name in names or SEED_ACTIVATIONS]
+    # a fresh torch.nn module each (nn.RReLU() trains; Threshold(0.1, 20))
+    acts = [fresh(name) for name in names or SEED_ACTIVATIONS]
     rows = []
     for act in acts:
         np.random.seed(seed)

@@ -258,10 +258,7 @@ def test_native_equals_numba_cpu_bit_for_bit(host_lib, name, dtype):
     import torch
 
     exact = not gk.ACTIVATIONS[name].transcendental
-    # torch.nn's defaults (RReLU in training mode: the same seeded noise); the
-    # registry's reference values where torch.nn has none (Threshold)
-    required = gk.activations.REQUIRED in gk.ACTIVATIONS[name].defaults.values()
-    act = default_activation(name) if required else gk.activation(name)
+    act = gk.activations.fresh(name)  # RReLU in training mode: the same seeded noise
     x = np.concatenate([verify.test_inputs(act, dtype, n_random=20_000, seed=3),
                         np.random.default_rng(4).standard_normal(20_000).astype(dtype) * 30])
     # smooth ones only at depths 1 and 3: two float32 implementations a few ulp

@@ -15,7 +15,7 @@ import numpy as np
 from .table import ACTIVATIONS, REQUIRED, Spec, _BY_LOWER
 
 __all__ = ["ACTIVATIONS", "Activation", "Spec", "activation", "from_torch", "is_torch_module",
-           "resolve", "variants", "default"]
+           "resolve", "variants", "default", "fresh", "REQUIRED"]
 
 
 class Activation:
@@ -266,6 +266,18 @@ def default(name):
     first variant (RReLU in eval mode), else torch's defaults."""
     spec = ACTIVATIONS[_canonical(name)]
     return activation(spec.name, **next(iter(spec.variants.values()), {}))
+
+
+def fresh(name):
+    """What a fresh ``torch.nn.<name>()`` is: torch.nn's defaults (RReLU in
+    training mode); where torch.nn has no default (``Threshold(threshold,
+    value)``), the registry's reference values, its first variant
+    (``Threshold(0.1, 20)``).  What "all activations" means in sweeps and in
+    ``gradkern vanishing --activations all``."""
+    spec = ACTIVATIONS[_canonical(name)]
+    if any(v is REQUIRED for v in spec.defaults.values()):
+        return default(spec.name)
+    return activation(spec.name)
 
 
 def _canonical(name):
