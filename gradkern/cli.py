@@ -386,16 +386,16 @@ def build_parser():
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    v = sub.add_parser("vanishing", help="the corrected vanishing-gradient experiment, the seed "
-                       "notebook's 17 activations (or all)",
+    v = sub.add_parser("vanishing", help="the corrected vanishing-gradient experiment, the original "
+                       "experiment's 17 activations (or all)",
                        description="For each activation: seed numpy and torch with S, build the "
                                    "seed's 3-layer SimpleNet (weights 1), draw torch.randn((samples, 1)) "
                                    "and report mean |d out/d w1|, by gradkern and by autograd, ranked.")
     v.add_argument("--seed", type=int, required=True, help="seed for numpy and torch")
     v.add_argument("--samples", type=int, default=200, help="inputs per activation (default 200)")
     v.add_argument("--activations", type=lambda s: [a.strip() for a in s.split(",") if a.strip()],
-                   help="all, or comma-separated names (default: the seed notebook's 17, which "
-                        "this reproduces; Threshold, without torch.nn defaults, runs as "
+                   help="all, or comma-separated names (default: the original experiment's 17, "
+                        "which this reproduces; Threshold, without torch.nn defaults, runs as "
                         "Threshold(0.1, 20))")
     v.add_argument("--json", action="store_true", help="print JSON instead of a table")
     v.set_defaults(func=cmd_vanishing)

@@ -63,3 +63,42 @@ def test_sweep_of_the_new_activations_equals_chain_grad():
             row = by_act[(label, k)]
             assert row["mean_grad"] == pytest.approx(float(ref.weight_grads[0, k - 1]),
                                                      rel=1e-6, abs=0), (label, k)
+
+
+def test_gelu_float32_takes_onednns_edges():
+    """torch computes float32 GELU('none') in oneDNN (contiguous, more than one
+    element): GELU(+inf) = NaN and GELU(x) = inf from 2^127 on; float64 is
+    ATen's formula: GELU(+inf) = inf, and no overflow."""
+    import torch
+
+    x = np.array([np.inf, 2.0**127, np.nextafter(np.float32(2.0**127), 0), 1e30, -np.inf,
+                  -1e30, 0.0], np.float32)
+    want = torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
+    got = gk.activation("GELU").forward(x)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[0]) and np.isinf(got[1]) and np.isfinite(got[2])
+    x64 = x.astype(np.float64)
+    want64 = torch.nn.functional.gelu(torch.from_numpy(x64)).numpy()
+    np.testing.assert_array_equal(gk.activation("GELU").forward(x64), want64)
+    assert want64[0] == np.inf
+
+
+def _max_ulp(got, truth):
+    return float(np.max(np.abs(got.astype(np.float64) - truth)
+                        / np.spacing(np.abs(truth).astype(np.float32)).astype(np.float64)))
+
+
+def test_gelu_and_mish_forward_round_once():
+    """GELU('none') float32 as fma(x/2, erf, x/2) and Mish for x > 0 as x - x*q:
+    one rounding after the transcendental, where torch's order rounds twice
+    (GELU: 2.9 ulp at worst on [0, 6] in ATen's order, Mish: 0.95 on [4, 8]),
+    which 30-layer chains amplify past torch's own error."""
+    from scipy.special import erf
+
+    x = np.linspace(0, 6, 600_001).astype(np.float32)
+    x64 = x.astype(np.float64)
+    assert _max_ulp(gk.activation("GELU").forward(x), x64 / 2 * (1 + erf(x64 / np.sqrt(2)))) < 1.0
+    x = np.linspace(4, 8, 400_001).astype(np.float32)
+    x64 = x.astype(np.float64)
+    mish = x64 * np.tanh(np.log1p(np.exp(x64)))
+    assert _max_ulp(gk.activation("Mish").forward(x), mish) < 0.6  # 0.5: correctly rounded
