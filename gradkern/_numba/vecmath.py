@@ -483,9 +483,15 @@ _implement(vcossin_turns, {types.float64: _cossin_turns(_F64)})
 #   ======== ================================ ======== ==========
 #   float32  5.0e6: [-6, 6] step 3e-6, and    0.637    0.729
 #            1e6 log-spaced in [1e-30, 6]
+#   float32  1.8e6: [-6, 6] step 2^-17, and   0.643    0.715
+#            2e5 log-spaced in [1e-30, 1]
+#            (tests/test_erf.py)
 #   float64  2.6e5 random in [-6.5, 6.5],     0.623    0.718
 #            [0.4, 1.6], [-1, 1], 1e-300..1
 #   ======== ================================ ======== ==========
+#
+# ERF_MAX_ULP (0.7) leaves room for other points; the tests also hold verf to
+# torch.erf's worst error on their points.
 #
 # (an ulp of the correctly rounded result; correct rounding is 0.5).  The
 # vectorised erf inside torch's own float32 GELU kernel is a 1.5e-7-absolute
@@ -496,7 +502,7 @@ _implement(vcossin_turns, {types.float64: _cossin_turns(_F64)})
 __all__ += ["verf", "ERF_MAX_ULP"]
 
 #: maximum error of verf in ulp, asserted by tests/test_erf.py
-ERF_MAX_ULP = {"float32": 0.65, "float64": 0.65}
+ERF_MAX_ULP = {"float32": 0.7, "float64": 0.7}
 
 
 def verf(x):

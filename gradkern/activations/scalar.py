@@ -326,7 +326,8 @@ def gelu_forward(x, p):
     whose order cannot be matched bit for bit.  onednn = 1 (float32) takes
     oneDNN's conventions at the edges -- it forms ``x*(1 + erf)`` first, so
     GELU(x) = inf from x = 2^127 on, and GELU(+inf) = NaN -- and computes the
-    rest as accurately as float32 allows: ``fma(h, erf, h)``, h = x/2 exact,
+    rest as accurately as float32 allows: ``fma(h, erf, h)``, h = x/2 (exact
+    but for subnormal x),
     rounds once after erf (max 0.97 ulp, mean 0.27, on [0, 6]; ATen's order
     2.9 / 0.71, oneDNN 5.1 / 1.05).  Chains of GELU amplify a layer's
     rounding (weights 1, depth 30: up to ~200x), so the parity suite's
