@@ -147,18 +147,26 @@ def _losses(threshold=1.05):
 # README
 
 
+def _signature(spec):
+    """``k=default, ...`` as torch.nn's constructor has it; a parameter without
+    a default (Threshold's) by its name alone."""
+    gk = _gradkern()
+    return ", ".join(k if v is gk.activations.REQUIRED else f"{k}={v!r}"
+                     for k, v in spec.defaults.items())
+
+
 @region("readme-activations")
 def readme_activations():
     gk = _gradkern()
 
     def entry(spec):
-        args = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items())
-        return f"`{spec.name}({args})`"
+        return f"`{spec.name}({_signature(spec)})`"
 
     pl = [entry(s) for s in gk.ACTIVATIONS.values() if s.piecewise_linear]
     smooth = [entry(s) for s in gk.ACTIVATIONS.values() if not s.piecewise_linear]
     text = (f"{len(gk.ACTIVATIONS)} activations (`gk.ACTIVATIONS`), with torch.nn's names, "
-            f"parameters and defaults. Piecewise-linear ({len(pl)}): {', '.join(pl)}. "
+            f"parameters and defaults. Bit-identical to torch ({len(pl)}: piecewise-linear, "
+            f"and Hardswish): {', '.join(pl)}. "
             f"Smooth ({len(smooth)}): {', '.join(smooth)}.")
     return textwrap.fill(text, 96, break_long_words=False, break_on_hyphens=False)
 
@@ -267,9 +275,11 @@ def activations_table():
     gk = _gradkern()
     rows = []
     for name, spec in gk.ACTIVATIONS.items():
-        args = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()) or "—"
-        act = gk.activation(name)
+        args = _signature(spec) or "—"
+        act = gk.activations.fresh(name)
         kinks = ", ".join(f"{k:g}" for k in act.kinks()) or "—"
+        if any(v is gk.activations.REQUIRED for v in spec.defaults.values()):
+            kinks += f" (`{act!r}`)"
         rule = "bit-identical" if spec.piecewise_linear else "close"
         rows.append([f"[`{name}`](https://pytorch.org/docs/stable/generated/torch.nn.{name}.html)",
                      f"`{args}`", kinks, rule])
@@ -282,23 +292,28 @@ def activations_detail():
     gk = _gradkern()
     out = []
     for name, spec in gk.ACTIVATIONS.items():
-        act = gk.activation(name)
+        act = gk.activations.fresh(name)
         note = ""
         if act.stochastic:  # the kink's slope is random in training mode: show eval's
             note = (" In training mode (the default) the slope at a kink is the sample's "
                     "random slope; the values shown are eval mode's.")
             act = gk.activation(name, **{**act.params, "training": False})
         ks, (v32, v64) = _kink_values(act)
-        args = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items())
+        args = _signature(spec)
+        call = ", ".join(f"{k}={v!r}" for k, v in act.params.items() if k in spec.defaults
+                         and spec.defaults[k] is gk.activations.REQUIRED) or args
         kinks = "; ".join(f"x = {k:g}: {a} (float32), {b} (float64)"
                           for k, a, b in zip(ks, v32, v64))
-        rule = ("piecewise-linear: bit-identical to torch" if spec.piecewise_linear
+        if call != args:
+            kinks += f" (for `{act!r}`)"
+        rule = ("bit-identical to torch" if spec.piecewise_linear
                 else "smooth: within torch's tolerance")
         out += [f"### {name}", "",
-                f"`gk.activation(\"{name}\"{', ' if args else ''}{args})`, as "
+                f"`gk.activation(\"{name}\"{', ' if call else ''}{call})`, as "
                 f"`torch.nn.{name}({args})`; {rule}.", "",
                 f"{spec.doc}", "",
-                f"Derivative at the kinks: {kinks}.{note}", ""]
+                (f"Derivative at the kinks: {kinks}." if ks else
+                 "No kink: one formula everywhere.") + note, ""]
     return "\n".join(out).rstrip()
 
 

@@ -43,7 +43,8 @@ _REF = {}
 
 
 def run_gradkern(name, n):
-    res = gk.sweep(name, DEPTH, "normal:0,1", 1.0, n, seed=0, backend="cpu")
+    res = gk.sweep(gk.activations.fresh(name), DEPTH, "normal:0,1", 1.0, n, seed=0,
+                   backend="cpu")
     return res.rows[0]["mean_abs_grad"]
 
 
@@ -54,7 +55,7 @@ def _jax_chunk_fn(name):
 
     # one table of JAX definitions (gradkern.bench.peers); a slope per sample
     # and layer is drawn below for the activations that take one (RReLU)
-    act = jax_activation(gk.activation(name))
+    act = jax_activation(gk.activations.fresh(name))
 
     def f(w, x, slopes):
         a = x

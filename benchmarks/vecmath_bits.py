@@ -246,7 +246,7 @@ def _worker_cpu():
 
     result = {}
     for name in gk.ACTIVATIONS:
-        variants = [(name, gk.activation(name))]
+        variants = [(name, gk.activations.fresh(name))]
         if name == "RReLU":
             variants.append(("RReLU(training)", gk.activation(name, training=True)))
         for label, act in variants:
@@ -265,14 +265,14 @@ def _worker_cpu():
 
 def _worker_ptx():
     """PTX of every CUDA chain kernel and of the fused sweep kernel (Tanh)."""
-    from gradkern.activations import ACTIVATIONS, activation
+    from gradkern.activations import ACTIVATIONS, activation, fresh
     from gradkern.ptx import compile_chain_ptx, compile_stats_ptx, nvvm_available
 
     if not nvvm_available():
         return None
     result = {}
     for name in ACTIVATIONS:
-        variants = [(name, activation(name))]
+        variants = [(name, fresh(name))]
         if name == "RReLU":
             variants = [(name, activation(name, training=False)),
                         ("RReLU(training)", activation(name, training=True))]

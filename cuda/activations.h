@@ -32,12 +32,23 @@ namespace gk {
 // ATen's SELU constants (double), as in torch/nn and gradkern.activations
 constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 constexpr double kSeluScale = 1.0507009873554804934193349852946;
+// <math.h>'s M_SQRT1_2, M_SQRT2, M_2_SQRTPI, and ATen's GELU constants formed
+// from them in double, as ATen's kernels form them
+constexpr double kSqrt1_2 = 0.70710678118654752440;
+constexpr double kSqrt2 = 1.41421356237309504880;
+constexpr double k2SqrtPi = 1.12837916709551257390;
+constexpr double kGeluBeta = k2SqrtPi * kSqrt1_2 * 0.5;      // 1/sqrt(2 pi), the erf form's pdf
+constexpr double kGeluTanhBeta = kSqrt2 * k2SqrtPi * 0.5;   // sqrt(2/pi)
+constexpr double kGeluKappa = 0.044715;
 
 }  // namespace gk
 
 // ELU, CELU: alpha = 1, so CELU's 1/alpha slots are 1 as well.
 // SELU: T(alpha)*T(scale) = 1.7580993f = 0x3FE10966, not f32(alpha*scale in double).
 // RReLU: the eval-mode slope (lower + upper)/2 in double, then rounded: 0.22916667f.
+// GELU: approximate="none" (slot 3 = 0); slot 2 = 1 in float: torch's float32 GELU
+// runs in oneDNN (gradkern.h).  Hardsigmoid: ATen's one_sixth is 1.0f/6.0f.
+// Threshold: torch.nn has no defaults; gradkern's reference Threshold(0.1, 20).
 #define GK_ACTIVATIONS(X)                                                                                                     \
     X(GK_ELU,         "ELU",        EluOps,        void,          (T(1) * T(1), T(1), T(1), T(1)))                            \
     X(GK_HARDTANH,    "Hardtanh",   HardtanhOps,   void,          (T(-1), T(1), T(0), T(0)))                                  \
@@ -55,7 +66,13 @@ constexpr double kSeluScale = 1.0507009873554804934193349852946;
     X(GK_SOFTSIGN,    "Softsign",   SoftsignOps,   void,          (T(0), T(0), T(0), T(0)))                                   \
     X(GK_TANH,        "Tanh",       TanhOps,       void,          (T(0), T(0), T(0), T(0)))                                   \
     X(GK_TANHSHRINK,  "Tanhshrink", TanhshrinkOps, void,          (T(0), T(0), T(0), T(0)))                                   \
-    X(GK_HARDSHRINK,  "Hardshrink", HardshrinkOps, void,          (T(0.5), T(0), T(0), T(0)))
+    X(GK_HARDSHRINK,  "Hardshrink", HardshrinkOps, void,          (T(0.5), T(0), T(0), T(0)))                                 \
+    X(GK_GELU,        "GELU",       GELUOps,       void,          (T(kSqrt1_2), T(kGeluBeta), T(sizeof(T) == sizeof(float)), T(0))) \
+    X(GK_SILU,        "SiLU",       SiLUOps,       void,          (T(0), T(0), T(0), T(0)))                                   \
+    X(GK_MISH,        "Mish",       MishOps,       void,          (T(0), T(0), T(0), T(0)))                                   \
+    X(GK_HARDSWISH,   "Hardswish",  HardswishOps,  void,          (T(0), T(0), T(0), T(0)))                                   \
+    X(GK_HARDSIGMOID, "Hardsigmoid", HardsigmoidOps, void,        (T(1.0f / 6.0f), T(0), T(0), T(0)))                         \
+    X(GK_THRESHOLD,   "Threshold",  ThresholdOps,  void,          (T(0.1), T(20), T(0), T(0)))
 
 // every number below GK_NUM_ACTIVATIONS, as many lines as numbers; with no
 // duplicate case in the switches, every number has exactly one line

@@ -14,8 +14,9 @@
  *   (Tanh, Sigmoid and ReLU use y).  Rounding then matches: piecewise-linear
  *   activations are bit-identical to autograd.
  * - no FMA contraction (g++ -ffp-contract=off, nvcc --fmad=false) except where
- *   PyTorch's build fuses: Tanh and Tanhshrink backward, fma(-y, y, 1).
- * - float exp, expm1, log1p and tanh are evaluated in double and rounded once.
+ *   PyTorch's build fuses: Tanh and Tanhshrink backward, fma(-y, y, 1), and
+ *   GELU('tanh'), SiLU and Mish (explicit fma_ below).
+ * - float exp, expm1, log1p, tanh and erf are evaluated in double and rounded once.
  *   glibc's tanhf measured 2.6x torch's worst error against float64 in the
  *   parity suite (torch uses MKL VML_HA / Sleef u10); the double route is
  *   correctly rounded up to double rounding.  For double it is a no-op.
@@ -59,6 +60,7 @@ template <typename T> GK_HD T exp_(T x) { return T(exp(double(x))); }
 template <typename T> GK_HD T expm1_(T x) { return T(expm1(double(x))); }
 template <typename T> GK_HD T log1p_(T x) { return T(log1p(double(x))); }
 template <typename T> GK_HD T tanh_(T x) { return T(tanh(double(x))); }
+template <typename T> GK_HD T erf_(T x) { return T(erf(double(x))); }
 
 // Linear(1, 1) is a matmul that accumulates from +0: 0 + a*b turns a -0.0
 // product into +0.0 and changes nothing else.  Every product of the chain goes
@@ -229,8 +231,118 @@ template <typename T> GK_HD T tanhshrink_backward(T g, T x, T y, const Params<T>
 }
 
 // ---------------------------------------------------------------------------
+// GELU.  approximate="none": p = (M_SQRT1_2, kBeta, onednn, 0); "tanh":
+// p = (sqrt(2/pi), kappa, 3*kappa formed in T, 1).  ATen's scalar order of
+// operations, checked bit for bit against torch's scalar path: the inner
+// kappa*x^3 + x, 1 - t*t and 3*kappa*x^2 + 1 are fused, the outer sums not.
+// ---------------------------------------------------------------------------
+// (x*0.5)*(1 + erf(x*M_SQRT1_2)) (ATen, double).  onednn (float: torch runs float32
+// GELU in oneDNN): oneDNN's edges -- x*(1 + erf) overflows from 2^127 on, NaN at
+// +inf -- and one rounding after erf, fma(x/2, erf, x/2), as scalar.py explains
+template <typename T> GK_HD T gelu_erf_forward(T x, const Params<T>& p) {
+    if (p[2] != T(0)) {
+        T h = x * T(0.5);
+        T y = fma_(h, erf_(x * p[0]), h);
+        if (x + x == T(INFINITY)) y = x + x;
+        return x == T(INFINITY) ? x - x : y;
+    }
+    return (x * T(0.5)) * (T(1) + erf_(x * p[0]));
+}
+// g*(cdf + x*pdf), cdf = 0.5*(1 + erf(x*M_SQRT1_2)), pdf = kBeta*exp(x*x*-0.5): GELU'(0) = 0.5
+template <typename T> GK_HD T gelu_erf_backward(T g, T x, T y, const Params<T>& p) {
+    T cdf = T(0.5) * (T(1) + erf_(x * p[0]));
+    T pdf = p[1] * exp_((x * x) * T(-0.5));
+    return g * (cdf + x * pdf);
+}
+// (0.5*x)*(1 + tanh(kBeta*fma(kappa, x^3, x)))
+template <typename T> GK_HD T gelu_tanh_forward(T x, const Params<T>& p) {
+    T inner = p[0] * fma_(p[1], (x * x) * x, x);
+    return (T(0.5) * x) * (T(1) + tanh_(inner));
+}
+// g*(0.5*(1 + t) + ((0.5*x)*fma(-t, t, 1))*(kBeta*fma(3*kappa, x*x, 1)))
+template <typename T> GK_HD T gelu_tanh_backward(T g, T x, T y, const Params<T>& p) {
+    T x_sq = x * x;
+    T t = tanh_(p[0] * fma_(p[1], x_sq * x, x));
+    T left = T(0.5) * x;
+    T left_derivative = T(0.5) * (T(1) + t);
+    T right_derivative = fma_(-t, t, T(1));
+    T inner_derivative = p[0] * fma_(p[2], x_sq, T(1));
+    return g * (left_derivative + (left * right_derivative) * inner_derivative);
+}
+// one library number for both: slot 3 says which formula (uniform across a launch)
+template <typename T> GK_HD T gelu_forward(T x, const Params<T>& p) {
+    return p[3] != T(0) ? gelu_tanh_forward(x, p) : gelu_erf_forward(x, p);
+}
+template <typename T> GK_HD T gelu_backward(T g, T x, T y, const Params<T>& p) {
+    return p[3] != T(0) ? gelu_tanh_backward(g, x, y, p) : gelu_erf_backward(g, x, y, p);
+}
+
+// ---------------------------------------------------------------------------
+// SiLU, Mish (the kernels a plain .backward() runs; fused as torch's build fuses)
+// ---------------------------------------------------------------------------
+template <typename T> GK_HD T silu_forward(T x, const Params<T>& p) {
+    return x / (T(1) + exp_(-x));
+}
+// (g*s)*fma(x, 1 - s, 1), s = sigmoid(x): SiLU'(0) = 0.5
+template <typename T> GK_HD T silu_backward(T g, T x, T y, const Params<T>& p) {
+    T s = T(1) / (T(1) + exp_(-x));
+    return (g * s) * fma_(x, T(1) - s, T(1));
+}
+// x*tanh(log1p(exp(x))) for x <= 0; for x > 0 x - x*q in one fma, q = 1 - tanh(softplus(x))
+// = 2/(n + 2), n = e^x (e^x + 2): one rounding instead of two (scalar.py has the numbers)
+template <typename T> GK_HD T mish_forward(T x, const Params<T>& p) {
+    T e = exp_(x);
+    if (!(x > T(0))) return x * tanh_(log1p_(e));  // -0.0 stays -0.0, NaN stays NaN
+    T q = T(2) / (e * (e + T(2)) + T(2));
+    return q == T(0) ? x : fma_(-x, q, x);
+}
+// g*fma(x*s, fma(-tsp, tsp, 1), tsp), tsp = tanh(softplus(x)): Mish'(0) = 0.6
+template <typename T> GK_HD T mish_backward(T g, T x, T y, const Params<T>& p) {
+    T s = T(1) / (T(1) + exp_(-x));
+    T tsp = tanh_(log1p_(exp_(x)));
+    return g * fma_(x * s, fma_(-tsp, tsp, T(1)), tsp);
+}
+
+// ---------------------------------------------------------------------------
+// Hardswish, Hardsigmoid (p[0] = 1.0f/6.0f), Threshold (p = threshold, value)
+// ---------------------------------------------------------------------------
+// min(max(x + 3, 0), 6) with std::max/std::min's comparisons: NaN stays NaN
+template <typename T> GK_HD T relu6_shifted(T x) {
+    T c = x + T(3);
+    c = c < T(0) ? T(0) : c;
+    return c > T(6) ? T(6) : c;
+}
+// (x*min(max(x + 3, 0), 6))/6: -0.0 at x <= -3, NaN at -inf
+template <typename T> GK_HD T hardswish_forward(T x, const Params<T>& p) {
+    return (x * relu6_shifted(x)) / T(6);
+}
+// torch 2.13: x <= -3 ? 0 : x < 3 ? g*(x/3 + 0.5) : g (kinks: 0 at -3, 1 at 3)
+template <typename T> GK_HD T hardswish_backward(T g, T x, T y, const Params<T>& p) {
+    if (x <= T(-3)) return T(0);
+    if (x < T(3)) return g * ((x / T(3)) + T(0.5));
+    return g;
+}
+template <typename T> GK_HD T hardsigmoid_forward(T x, const Params<T>& p) {
+    return relu6_shifted(x) / T(6);
+}
+// (x > -3 && x < 3) ? g*one_sixth : 0, zero at both kinks
+template <typename T> GK_HD T hardsigmoid_backward(T g, T x, T y, const Params<T>& p) {
+    if (x > T(-3) && x < T(3)) return g * p[0];
+    return T(0);
+}
+template <typename T> GK_HD T threshold_forward(T x, const Params<T>& p) {
+    if (x <= p[0]) return p[1];
+    return x;
+}
+// x <= threshold ? 0 : g, zero at the kink
+template <typename T> GK_HD T threshold_backward(T g, T x, T y, const Params<T>& p) {
+    if (x <= p[0]) return T(0);
+    return g;
+}
+
+// ---------------------------------------------------------------------------
 // (forward, backward) pairs as types, so a kernel is instantiated per pair.
-// 14 pairs cover the 17 activations (ELU/CELU/SELU, Hardtanh/ReLU6 and
+// 20 pairs cover the 23 activations (ELU/CELU/SELU, Hardtanh/ReLU6 and
 // LeakyReLU/RReLU-eval share theirs, differing only in parameters); which
 // activation uses which pair is the list in activations.h.
 // ---------------------------------------------------------------------------
@@ -257,6 +369,12 @@ GK_OPS(HardshrinkOps, hardshrink_forward, shrink_backward)
 GK_OPS(SoftsignOps, softsign_forward, softsign_backward)
 GK_OPS(TanhOps, tanh_forward, tanh_backward)
 GK_OPS(TanhshrinkOps, tanhshrink_forward, tanhshrink_backward)
+GK_OPS(GELUOps, gelu_forward, gelu_backward)
+GK_OPS(SiLUOps, silu_forward, silu_backward)
+GK_OPS(MishOps, mish_forward, mish_backward)
+GK_OPS(HardswishOps, hardswish_forward, hardswish_backward)
+GK_OPS(HardsigmoidOps, hardsigmoid_forward, hardsigmoid_backward)
+GK_OPS(ThresholdOps, threshold_forward, threshold_backward)
 #undef GK_OPS
 
 // ---------------------------------------------------------------------------

@@ -40,6 +40,15 @@
  *   RReLU      eval: (lower+upper)/2 in double, then rounded; training: noise != NULL
  *   Softplus   beta, threshold             Softshrink, Hardshrink  lambd
  *   ReLU, LogSigmoid, Sigmoid, Softsign, Tanh, Tanhshrink: none
+ *   GELU       approximate="none": M_SQRT1_2, M_2_SQRTPI*M_SQRT1_2*0.5 (in double,
+ *              then rounded), onednn (1 for float: torch's float32 conventions
+ *              at +inf and overflow, 0 for double), 0
+ *              approximate="tanh": M_SQRT2*M_2_SQRTPI*0.5, 0.044715,
+ *              T(3)*T(0.044715) (formed in T), 1
+ *   Hardsigmoid  1.0f/6.0f (a float value in both types)
+ *   Threshold  threshold, value (torch.nn has no defaults: gk_default_params_*
+ *              gives gradkern's reference Threshold(0.1, 20))
+ *   SiLU, Mish, Hardswish: none
  */
 #ifndef GRADKERN_H
 #define GRADKERN_H
@@ -74,7 +83,13 @@ typedef enum gk_activation {
     GK_TANH = 14,
     GK_TANHSHRINK = 15,
     GK_HARDSHRINK = 16,
-    GK_NUM_ACTIVATIONS = 17
+    GK_GELU = 17,
+    GK_SILU = 18,
+    GK_MISH = 19,
+    GK_HARDSWISH = 20,
+    GK_HARDSIGMOID = 21,
+    GK_THRESHOLD = 22,
+    GK_NUM_ACTIVATIONS = 23
 } gk_activation;
 
 typedef enum gk_status {

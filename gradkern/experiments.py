@@ -16,7 +16,7 @@
 """
 import numpy as np
 
-from .activations import activation
+from .activations import fresh
 from .api import chain_grad
 
 __all__ = ["vanishing", "chain", "RELATIVE_AGREEMENT", "SEED_ACTIVATIONS"]
@@ -39,8 +39,21 @@ SEED_ACTIVATIONS = ("ELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "PReLU", "ReLU
 def vanishing(seed, samples=200, names=None):
     """Mean |df/dw1| of the seed's 3-layer net for each activation, ranked.
 
-    Returns a list of dicts ``{"activation", "mean_abs_grad" (kernel),
-    "autograd", "agree"}``, largest mean first (ties keep the notebook's order).
+    Parameters
+    ----------
+    seed : int
+    samples : int
+    names : sequence of str, optional
+        Activations to run; default the seed notebook's 17
+        (:data:`SEED_ACTIVATIONS`), which this reproduces.  Each is as a fresh
+        ``torch.nn`` module has it (``Threshold``, which torch.nn gives no
+        defaults, as ``Threshold(0.1, 20)``).
+
+    Returns
+    -------
+    list of dict
+        ``{"activation", "mean_abs_grad" (kernel), "autograd", "agree"}``,
+        largest mean first (ties keep the given order).
     """
     import torch
 
@@ -48,20 +61,20 @@ def vanishing(seed, samples=200, names=None):
 
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    # a fresh torch.nn module each (nn.RReLU() trains; Threshold(0.1, 20))
+    acts = [fresh(name) for name in names or SEED_ACTIVATIONS]
     rows = []
-    for name in names or SEED_ACTIVATIONS:
+    for act in acts:
         np.random.seed(seed)
         torch.manual_seed(seed)
-        # torch.nn's defaults: a fresh nn.RReLU() is in training mode
-        module = reference.to_torch(name, record_noise=True)
+        module = reference.to_torch(act, record_noise=True)
         net = reference.SimpleNet(module, (1.0, 1.0, 1.0))
         x = torch.randn((samples, 1))
         ref, noise = reference.seed_loop_grads(net, x)
         autograd = float(np.mean(np.abs(ref.weight_grads[:, 0]).astype(np.float64)))
-        res = chain_grad(x.numpy().reshape(-1), activation(name), np.ones(3, np.float32),
-                         noise=noise)
+        res = chain_grad(x.numpy().reshape(-1), act, np.ones(3, np.float32), noise=noise)
         kernel = float(np.mean(np.abs(res.weight_grads[:, 0]).astype(np.float64)))
-        rows.append({"activation": name, "mean_abs_grad": kernel, "autograd": autograd,
+        rows.append({"activation": act.name, "mean_abs_grad": kernel, "autograd": autograd,
                      "agree": _agree(kernel, autograd)})
     return sorted(rows, key=lambda r: -r["mean_abs_grad"])
 

@@ -17,10 +17,14 @@ from gradkern import verify
 from .conftest import ACT_NAMES, VARIANTS, default_activation
 
 
-def test_registry_is_the_seed_list():
+def test_registry_is_the_seed_list_then_the_new_ones():
     seed = ("ELU, Hardtanh, LeakyReLU, LogSigmoid, PReLU, ReLU, ReLU6, RReLU, SELU, CELU, "
             "Sigmoid, Softplus, Softshrink, Softsign, Tanh, Tanhshrink, Hardshrink").split(", ")
-    assert list(gk.ACTIVATIONS) == seed
+    new = ["GELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "Threshold"]
+    assert list(gk.ACTIVATIONS) == seed + new
+    from gradkern.experiments import SEED_ACTIVATIONS
+
+    assert list(SEED_ACTIVATIONS) == seed
 
 
 @pytest.mark.parametrize("name", ACT_NAMES)
@@ -32,7 +36,38 @@ def test_defaults_match_torch_constructor(name):
                                    "min_value", "max_value")
                       and p.default is not inspect.Parameter.empty}
     ours = {k: v for k, v in gk.ACTIVATIONS[name].defaults.items() if k != "training"}
-    assert ours == torch_defaults
+    required = {k for k, v in ours.items() if v is gk.activations.REQUIRED}
+    assert {k: v for k, v in ours.items() if k not in required} == torch_defaults
+    # REQUIRED: what torch.nn's constructor has no default for (Threshold's two)
+    assert required == {k for k, p in sig.parameters.items()
+                        if p.default is inspect.Parameter.empty and k not in ("self", "args", "kwargs")}
+
+
+def test_missing_required_parameters_are_named():
+    """torch.nn.Threshold(threshold, value) has no defaults: a missing one is a
+    ValueError naming it, as torch's TypeError does."""
+    with pytest.raises(TypeError, match="threshold.*value"):
+        torch.nn.Threshold()
+    with pytest.raises(ValueError, match="Threshold needs 'threshold', 'value'"):
+        gk.activation("Threshold")
+    with pytest.raises(ValueError, match="Threshold needs 'value'"):
+        gk.activation("Threshold", threshold=0.5)
+    with pytest.raises(ValueError, match="Threshold needs 'threshold'"):
+        gk.chain_grad([1.0], "Threshold", [1.0])
+    assert gk.activation("Threshold", threshold=0.5, value=-1) == gk.activations.from_torch(
+        torch.nn.Threshold(0.5, -1.0))
+
+
+def test_choice_parameters():
+    """GELU's approximate is one of torch's two strings, and chooses the kernel pair."""
+    tanh = gk.activation("GELU", approximate="tanh")
+    assert tanh.ops() != gk.activation("GELU").ops()
+    assert tanh.label == "GELU(tanh)" and gk.activation("GELU").label == "GELU"
+    with pytest.raises(ValueError, match="GELU: approximate must be one of 'none', 'tanh'"):
+        gk.activation("GELU", approximate="exact")
+    with pytest.raises(TypeError, match="GELU: approximate must be a str"):
+        gk.activation("GELU", approximate=1)
+    assert gk.activations.from_torch(torch.nn.GELU("tanh")) == tanh
 
 
 def test_rrelu_training_default_matches_a_fresh_module():
@@ -46,7 +81,7 @@ def test_names_are_case_insensitive(spelling):
 
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(ValueError, match="valid names: ELU, Hardtanh"):
-        gk.activation("GELU")
+        gk.activation("Softmax")
 
 
 def test_unknown_parameter_lists_valid_ones():
@@ -94,6 +129,12 @@ def test_activation_objects_are_values():
     (torch.nn.Softplus(2.0, 10.0), gk.activation("Softplus", beta=2.0, threshold=10.0)),
     (torch.nn.ReLU6(), gk.activation("ReLU6")),
     (torch.nn.Hardshrink(0.3), gk.activation("Hardshrink", lambd=0.3)),
+    (torch.nn.GELU(), gk.activation("GELU")),
+    (torch.nn.SiLU(), gk.activation("SiLU")),
+    (torch.nn.Mish(), gk.activation("Mish")),
+    (torch.nn.Hardswish(), gk.activation("Hardswish")),
+    (torch.nn.Hardsigmoid(), gk.activation("Hardsigmoid")),
+    (torch.nn.Threshold(-1.5, 2.0), gk.activation("Threshold", threshold=-1.5, value=2.0)),
 ])
 def test_from_torch_module(module, expected):
     assert gk.activations.from_torch(module) == expected
@@ -101,7 +142,7 @@ def test_from_torch_module(module, expected):
 
 def test_from_torch_rejects_other_modules():
     with pytest.raises(TypeError, match="supported torch.nn modules"):
-        gk.chain_grad([1.0], torch.nn.GELU(), [1.0])
+        gk.chain_grad([1.0], torch.nn.Softmax(dim=0), [1.0])
 
 
 # --- float32 constants rounded as PyTorch rounds them (torch-conventions.md §1.1) ---
@@ -115,6 +156,14 @@ def test_float32_constants():
     assert _bits(gk.activation("LeakyReLU").kernel_params(np.float32)[0]) == 0x3C23D70A
     rrelu = gk.activation("RReLU", training=False).kernel_params(np.float32)[0]
     assert rrelu == np.float32(0.22916667)
+    # GELU: M_SQRT1_2, kBeta = 1/sqrt(2 pi); tanh: sqrt(2/pi), kappa, 3*kappa formed in float
+    gelu = [_bits(v) for v in gk.activation("GELU").kernel_params(np.float32)[:2]]
+    assert gelu == [0x3F3504F3, 0x3ECC422A]
+    tanh = [_bits(v) for v in gk.activation("GELU", approximate="tanh").kernel_params(np.float32)]
+    assert tanh[:3] == [0x3F4C422A, 0x3D372713, 0x3E095D4E]
+    assert _bits(np.float32(0.134145)) == 0x3E095D4F  # not float32(3*kappa in double)
+    # Hardsigmoid's one_sixth is 1.0f/6.0f, in float64 too
+    assert gk.activation("Hardsigmoid").kernel_params(np.float64)[0] == 0.1666666716337204
     assert gk.activation("SELU").kernel_params(np.float64)[0] == (
         gk.activations.table.SELU_ALPHA * gk.activations.table.SELU_SCALE)
 
@@ -171,9 +220,16 @@ def test_elementwise_against_torch(name, dtype):
 
 
 def test_kinks_listed_for_every_activation():
+    """Every activation defined piecewise lists its kinks (the seed's smooth ones
+    list 0, their special point); GELU, SiLU and Mish are one formula everywhere
+    and list none, but have measured special inputs all the same."""
     for name in ACT_NAMES:
-        assert default_activation(name).kinks(), name
+        spec = gk.ACTIVATIONS[name]
+        assert spec.kink_derivatives, name
+        if name not in ("GELU", "SiLU", "Mish"):
+            assert default_activation(name).kinks(), name
     assert gk.activation("Softplus", beta=2.0, threshold=10.0).kinks()[0] == 5.0
+    assert gk.activation("Threshold", threshold=-2.0, value=1.0).kinks() == (-2.0,)
 
 
 # --- PReLU's weight is float32 in torch, also in a float64 net ----------------------------

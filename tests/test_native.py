@@ -258,7 +258,7 @@ def test_native_equals_numba_cpu_bit_for_bit(host_lib, name, dtype):
     import torch
 
     exact = not gk.ACTIVATIONS[name].transcendental
-    act = gk.activation(name)  # RReLU in training mode: the same seeded noise
+    act = gk.activations.fresh(name)  # RReLU in training mode: the same seeded noise
     x = np.concatenate([verify.test_inputs(act, dtype, n_random=20_000, seed=3),
                         np.random.default_rng(4).standard_normal(20_000).astype(dtype) * 30])
     # smooth ones only at depths 1 and 3: two float32 implementations a few ulp
@@ -358,7 +358,7 @@ def test_c_api_statuses(host_lib):
     assert lib.gk_status_string(2).startswith(b"bad argument")
     assert lib.gk_activation_name(count) is None
     for act, name in enumerate(_header_names()):  # noise only where the registry draws it
-        takes_noise = gk.activation(name).stochastic  # RReLU(training=True)
+        takes_noise = gk.ACTIVATIONS[name].slope_noise is not None  # RReLU
         assert call(act, p, w, 1, x, 1, x, y, gw, gx) == (0 if takes_noise else 2), name
 
 

@@ -93,7 +93,7 @@ N_SMALL = 2 * BLOCK + 777  # three blocks, the last one short
 
 @pytest.mark.parametrize("name", ACT_NAMES)
 def test_exact_against_chain_grad_float32(name):
-    act = gk.activation(name)  # RReLU in training mode: slopes from the stream
+    act = gk.activations.fresh(name)  # RReLU in training mode: slopes from the stream
     check_exact(act, "normal:0,2", [1.0, -0.5, 2.0], N_SMALL, seed=11, dtype=np.float32,
                 chunk_blocks=2)
 

@@ -15,7 +15,7 @@ import numpy as np
 from .table import ACTIVATIONS, REQUIRED, Spec, _BY_LOWER
 
 __all__ = ["ACTIVATIONS", "Activation", "Spec", "activation", "from_torch", "is_torch_module",
-           "resolve", "variants", "default"]
+           "resolve", "variants", "default", "fresh", "REQUIRED"]
 
 
 class Activation:
@@ -255,7 +255,7 @@ def variants(names=None):
     in training mode, ...) of ``names`` (default: all), in registry order."""
     out = []
     for name in names or ACTIVATIONS:
-        spec = ACTIVATIONS[activation(name).name]
+        spec = ACTIVATIONS[_canonical(name)]
         for label, params in (spec.variants or {spec.name: {}}).items():
             out.append((label, activation(spec.name, **params)))
     return out
@@ -264,5 +264,28 @@ def variants(names=None):
 def default(name):
     """The deterministic reference configuration of ``name``: the registry's
     first variant (RReLU in eval mode), else torch's defaults."""
-    spec = ACTIVATIONS[activation(name).name]
+    spec = ACTIVATIONS[_canonical(name)]
     return activation(spec.name, **next(iter(spec.variants.values()), {}))
+
+
+def fresh(name):
+    """What a fresh ``torch.nn.<name>()`` is: torch.nn's defaults (RReLU in
+    training mode); where torch.nn has no default (``Threshold(threshold,
+    value)``), the registry's reference values, its first variant
+    (``Threshold(0.1, 20)``).  What "all activations" means in sweeps and in
+    ``gradkern vanishing --activations all``."""
+    spec = ACTIVATIONS[_canonical(name)]
+    if any(v is REQUIRED for v in spec.defaults.values()):
+        return default(spec.name)
+    return activation(spec.name)
+
+
+def _canonical(name):
+    """The registry's spelling of ``name`` (an Activation's name, too), without
+    building one: ``Threshold`` has no defaults to build it from."""
+    if isinstance(name, Activation):
+        return name.name
+    canonical = _BY_LOWER.get(name.lower()) if isinstance(name, str) else None
+    if canonical is None:
+        activation(name)  # the error activation() gives: unknown name, or not a str
+    return canonical

@@ -25,7 +25,7 @@ the element hit its scalar or its SIMD path; ``../shared/torch-conventions.md``)
 import numba
 
 from .._numba.intrinsics import fma
-from .._numba.vecmath import vexp, vexpm1, vlog1p, vtanh
+from .._numba.vecmath import verf, vexp, vexpm1, vlog1p, vtanh
 
 # error_model="numpy": IEEE division (x/0 -> inf/NaN) as in PyTorch, and no
 # ZeroDivisionError check, whose branch would keep loops from vectorising.
@@ -35,9 +35,11 @@ from .._numba.vecmath import vexp, vexpm1, vlog1p, vtanh
 jit = numba.njit(error_model="numpy", forceinline=True)
 
 
-# Transcendentals (vexp, vexpm1, vlog1p, vtanh): gradkern._numba.vecmath's branch-free
-# float32/float64 implementations (0.8-1.8 ulp, measured), so a loop over
-# samples becomes SIMD code with no libm call and no float64 in float32 code.
+# Transcendentals (vexp, vexpm1, vlog1p, vtanh, verf): gradkern._numba.vecmath's
+# branch-free float32/float64 implementations (0.6-1.8 ulp, measured), so a loop
+# over samples becomes SIMD code with no libm call and no float64 in float32 code.
+
+INF = float("inf")
 
 
 # ----------------------------------------------------------------------------
@@ -301,3 +303,212 @@ def tanhshrink_backward(g, x, y, p):
     T = type(x)
     t = vtanh(x)
     return g + (-g) * fma(-t, t, T(1.0))
+
+
+# ----------------------------------------------------------------------------
+# GELU.  Two kernel pairs, chosen by ``approximate`` (table.py's ``ops``).
+# The order of operations below is ATen's scalar lambdas, checked bit for bit
+# against torch 2.13's scalar path (strided float32 input, glibc's erff/expf/
+# tanhf in a C copy of these formulas, 2e6 inputs): GCC fuses the inner
+# ``kKappa*x^3 + x``, ``1 - t*t`` and ``3*kKappa*x^2 + 1`` but not the outer
+# ``cdf + x*pdf`` nor ``left_derivative + left*right_derivative*inner_derivative``
+# (fusing those matched 90% resp. 77% of the elements, not 100%).
+# ----------------------------------------------------------------------------
+@jit
+def gelu_forward(x, p):
+    r"""GELU(approximate="none"): :math:`x \Phi(x) = \frac{x}{2}(1 + \mathrm{erf}(x/\sqrt 2))`.
+
+    p = (M_SQRT1_2, 1/sqrt(2 pi) as ATen forms it, onednn, 0), in the dtype.
+
+    ATen (float64): ``(x*0.5)*(1 + erf(x*M_SQRT1_2))``.  torch computes
+    float32 GELU('none') with oneDNN instead (contiguous input of more than one
+    element: every batch), whose own erf is a 1e-7-absolute polynomial and
+    whose order cannot be matched bit for bit.  onednn = 1 (float32) takes
+    oneDNN's conventions at the edges -- it forms ``x*(1 + erf)`` first, so
+    GELU(x) = inf from x = 2^127 on, and GELU(+inf) = NaN -- and computes the
+    rest as accurately as float32 allows: ``fma(h, erf, h)``, h = x/2 (exact
+    but for subnormal x),
+    rounds once after erf (max 0.97 ulp, mean 0.27, on [0, 6]; ATen's order
+    2.9 / 0.71, oneDNN 5.1 / 1.05).  Chains of GELU amplify a layer's
+    rounding (weights 1, depth 30: up to ~200x), so the parity suite's
+    "no less accurate than torch" needs this, not ATen's two roundings.
+    """
+    T = type(x)
+    if p[2] != T(0.0):
+        h = x * T(0.5)
+        y = fma(h, verf(x * p[0]), h)
+        y = x + x if x + x == T(INF) else y  # x*(1 + erf) overflows, as oneDNN's
+        return x - x if x == T(INF) else y  # NaN at +inf, as oneDNN's
+    return (x * T(0.5)) * (T(1.0) + verf(x * p[0]))
+
+
+@jit
+def gelu_backward(g, x, y, p):
+    r"""``g * (cdf + x*pdf)`` with cdf = 0.5*(1 + erf(x*M_SQRT1_2)) and
+    pdf = kBeta*exp(x*x*-0.5), not fused.  GELU'(0) = 0.5; NaN at +-inf
+    (inf*0), as torch's ATen and oneDNN kernels both give."""
+    T = type(x)
+    cdf = T(0.5) * (T(1.0) + verf(x * p[0]))
+    pdf = p[1] * vexp((x * x) * T(-0.5))
+    return g * (cdf + x * pdf)
+
+
+@jit
+def gelu_tanh_forward(x, p):
+    r"""GELU(approximate="tanh"):
+    :math:`\frac{x}{2}\left(1 + \tanh\left(\sqrt{2/\pi}\,(x + \kappa x^3)\right)\right)`.
+
+    ``(0.5*x)*(1 + tanh(kBeta*fma(kKappa, (x*x)*x, x)))``; p = (kBeta =
+    sqrt(2/pi), kKappa = 0.044715, 3*kKappa formed in the dtype, 1).
+    """
+    T = type(x)
+    inner = p[0] * fma(p[1], (x * x) * x, x)
+    return (T(0.5) * x) * (T(1.0) + vtanh(inner))
+
+
+@jit
+def gelu_tanh_backward(g, x, y, p):
+    r"""``g*(0.5*(1 + t) + ((0.5*x)*fma(-t, t, 1))*(kBeta*fma(3*kKappa, x*x, 1)))``,
+    t = tanh(inner).  ``3*kKappa`` is formed in the dtype: float32(3)*
+    float32(0.044715) = 0x3E095D4E, one ulp below float32(0.134145).
+    GELU'(0) = 0.5; NaN where x*x overflows (|x| >= 1.9e19 in float32:
+    0 * inf), as torch gives."""
+    T = type(x)
+    x_sq = x * x
+    t = vtanh(p[0] * fma(p[1], x_sq * x, x))
+    left = T(0.5) * x
+    left_derivative = T(0.5) * (T(1.0) + t)
+    right_derivative = fma(-t, t, T(1.0))
+    inner_derivative = p[0] * fma(p[2], x_sq, T(1.0))
+    return g * (left_derivative + (left * right_derivative) * inner_derivative)
+
+
+# ----------------------------------------------------------------------------
+# SiLU, Mish (no parameters).  A plain ``.backward()`` runs the kernels
+# ``silu_backward`` / ``mish_backward`` (with create_graph, as torch.func does,
+# torch composes the same formula from separate ops instead).  Both checked bit
+# for bit against torch's scalar path as the GELU formulas above (100%).
+# ----------------------------------------------------------------------------
+@jit
+def silu_forward(x, p):
+    r""":math:`x\,\sigma(x)`: ``x / (1 + exp(-x))``."""
+    T = type(x)
+    return x / (T(1.0) + vexp(-x))
+
+
+@jit
+def silu_backward(g, x, y, p):
+    r"""``(g*s)*fma(x, 1 - s, 1)``, s = 1/(1 + exp(-x)) (fused as torch's build
+    fuses it).  SiLU'(0) = 0.5; NaN at +-inf."""
+    T = type(x)
+    s = T(1.0) / (T(1.0) + vexp(-x))
+    return (g * s) * fma(x, T(1.0) - s, T(1.0))
+
+
+@jit
+def mish_forward(x, p):
+    r""":math:`x \tanh(\mathrm{softplus}(x))`.
+
+    torch: ``x * tanh(log1p(exp(x)))``, kept for x <= 0.  For x > 0 the
+    same value as ``x - x*q`` with q = 1 - tanh(softplus(x)) = 2/(n + 2),
+    n = e^x (e^x + 2), in one fma: tanh rounded to float32 and then the
+    product rounded again was up to 2.75 ulp off on [0, 1) and 0.95 on
+    [4, 8) (torch 2.1 and 0.95); this is 1.8 and 0.50 (the last correctly
+    rounded).  A 30-layer chain of Mish repeats that product 30 times (x =
+    8.86: torch's tanh rounds up to 1, a correctly rounded one down, and the
+    product then rounds down every layer: 3x torch's error in the chain).
+    Overflow of n (x > 44 in float32) gives q = 0 and Mish(x) = x.
+    """
+    T = type(x)
+    e = vexp(x)
+    n = e * (e + T(2.0))
+    q = T(2.0) / (n + T(2.0))
+    positive = x if q == T(0.0) else fma(-x, q, x)  # +inf: x, not inf*0
+    return positive if x > T(0.0) else x * vtanh(vlog1p(e))  # -0.0 stays -0.0
+
+
+@jit
+def mish_backward(g, x, y, p):
+    r"""``g * fma(x*s, fma(-tsp, tsp, 1), tsp)``, s = 1/(1 + exp(-x)),
+    tsp = tanh(log1p(exp(x))).  Mish'(0) = tanh(log 2) = 0.6; NaN at +-inf."""
+    T = type(x)
+    s = T(1.0) / (T(1.0) + vexp(-x))
+    tsp = vtanh(vlog1p(vexp(x)))
+    return g * fma(x * s, fma(-tsp, tsp, T(1.0)), tsp)
+
+
+# ----------------------------------------------------------------------------
+# Hardswish, Hardsigmoid (no parameters; Hardsigmoid: p = (float32(1/6), -, -, -))
+# ----------------------------------------------------------------------------
+@jit
+def _relu6_shifted(x):
+    """``min(max(x + 3, 0), 6)`` as std::max/std::min compare: NaN stays NaN."""
+    T = type(x)
+    c = x + T(3.0)
+    c = T(0.0) if c < T(0.0) else c
+    return T(6.0) if c > T(6.0) else c
+
+
+@jit
+def hardswish_forward(x, p):
+    r""":math:`x \cdot \mathrm{ReLU6}(x + 3)/6`: ``(x*min(max(x + 3, 0), 6))/6``.
+
+    -0.0 at x <= -3 (x*0), NaN at -inf (-inf*0), as torch gives.
+    """
+    T = type(x)
+    return (x * _relu6_shifted(x)) / T(6.0)
+
+
+@jit
+def hardswish_backward(g, x, y, p):
+    r"""``x <= -3 ? 0 : (x < 3 ? g*(x/3 + 0.5) : g)`` (torch 2.13).
+
+    Kinks: Hardswish'(-3) = 0, Hardswish'(3) = 1.  torch <= 2.6 gave -0.5
+    and 1.5 there (``x < -3 ? 0 : x <= 3 ? ...``).
+    """
+    T = type(x)
+    if x <= T(-3.0):
+        return T(0.0)
+    if x < T(3.0):
+        return g * ((x / T(3.0)) + T(0.5))
+    return g
+
+
+@jit
+def hardsigmoid_forward(x, p):
+    r""":math:`\mathrm{ReLU6}(x + 3)/6`: ``min(max(x + 3, 0), 6)/6``."""
+    T = type(x)
+    return _relu6_shifted(x) / T(6.0)
+
+
+@jit
+def hardsigmoid_backward(g, x, y, p):
+    r"""``(x > -3 && x < 3) ? g*one_sixth : 0``: zero at both kinks.
+
+    one_sixth is ATen's ``1.0f/6.0f`` (0.16666667163372040), in float64 too.
+    """
+    T = type(x)
+    if x > T(-3.0) and x < T(3.0):
+        return g * p[0]
+    return T(0.0)
+
+
+# ----------------------------------------------------------------------------
+# Threshold.  p = (threshold, value, -, -)
+# ----------------------------------------------------------------------------
+@jit
+def threshold_forward(x, p):
+    r"""``x <= threshold ? value : x``; NaN stays NaN."""
+    if x <= p[0]:
+        return p[1]
+    return x
+
+
+@jit
+def threshold_backward(g, x, y, p):
+    r"""``threshold_backward(g, x, threshold)``: ``x <= threshold ? 0 : g``,
+    zero at the kink."""
+    T = type(x)
+    if x <= p[0]:
+        return T(0.0)
+    return g

@@ -39,6 +39,12 @@ def F32(v):
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
+# <math.h>'s constants (double), from which ATen's GELU kernels form theirs
+M_SQRT1_2 = 0.70710678118654752440
+M_SQRT2 = 1.41421356237309504880
+M_2_SQRTPI = 1.12837916709551257390
+GELU_KAPPA = 0.044715
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -326,6 +332,82 @@ _SPECS = [
         kinks=lambda p: (-p["lambd"], p["lambd"]), piecewise_linear=True,
         kernel_names=("lambd",), kink_derivatives=(({}, 0.5, 0.0), ({}, -0.5, 0.0)),
         doc="x outside [-lambd, lambd], 0 inside; derivative 0 on the closed band.",
+    ),
+]
+
+
+def _gelu_params(p, dtype):
+    t = dtype.type
+    if p["approximate"] == "tanh":
+        # kBeta = M_SQRT2*M_2_SQRTPI*0.5 (double, then rounded); opmath_t(3)*kKappa
+        # is formed in the dtype: 0x3E095D4E in float32, one ulp below f32(0.134145)
+        return (t(M_SQRT2 * M_2_SQRTPI * 0.5), t(GELU_KAPPA), t(3.0) * t(GELU_KAPPA), t(1.0))
+    # torch runs float32 GELU('none') in oneDNN (contiguous, more than one
+    # element): slot 2 keeps oneDNN's inf conventions there (scalar.gelu_forward)
+    onednn = 1.0 if dtype == np.float32 else 0.0
+    return _pack(dtype, M_SQRT1_2, M_2_SQRTPI * M_SQRT1_2 * 0.5, onednn, 0.0)
+
+
+def _gelu_ops(p):
+    if p["approximate"] == "tanh":
+        return S.gelu_tanh_forward, S.gelu_tanh_backward
+    return S.gelu_forward, S.gelu_backward
+
+
+# Beyond the seed notebook's 17: the activations of current networks
+_SPECS += [
+    Spec(
+        "GELU", {"approximate": "none"}, S.gelu_forward, S.gelu_backward, _gelu_params,
+        ops=_gelu_ops, choices={"approximate": ("none", "tanh")},
+        variants={"GELU": {"approximate": "none"}, "GELU(tanh)": {"approximate": "tanh"}},
+        transcendental=True, explicit_fma=True,
+        kink_derivatives=(({"approximate": "none"}, 0.0, 0.5), ({"approximate": "tanh"}, 0.0, 0.5),
+                          ({"approximate": "none"}, 1e30, 1.0),
+                          ({"approximate": "none"}, -1e30, 0.0)),
+        doc="x*Phi(x) = x/2*(1 + erf(x/sqrt(2))), or with approximate='tanh' "
+        "x/2*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3))); GELU'(0) = 0.5, no kink.",
+    ),
+    Spec(
+        "SiLU", {}, S.silu_forward, S.silu_backward, lambda p, dt: _pack(dt),
+        transcendental=True, explicit_fma=True,
+        kink_derivatives=(({}, 0.0, 0.5), ({}, 1e30, 1.0), ({}, -1e30, 0.0)),
+        doc="x*sigmoid(x); SiLU'(0) = 0.5, no kink.",
+    ),
+    Spec(
+        "Mish", {}, S.mish_forward, S.mish_backward, lambda p, dt: _pack(dt),
+        transcendental=True, explicit_fma=True,
+        kink_derivatives=(({}, 0.0, F32(0.6)), ({}, 1e30, 1.0), ({}, -1e30, 0.0)),
+        doc="x*tanh(softplus(x)); Mish'(0) = tanh(log 2) = 0.6, no kink.",
+    ),
+    Spec(
+        "Hardswish", {}, S.hardswish_forward, S.hardswish_backward, lambda p, dt: _pack(dt),
+        # piecewise quadratic, but like the piecewise-linear ones computed with
+        # IEEE operations only (no transcendental, no fma): held to bit identity
+        kinks=lambda p: (-3.0, 3.0), piecewise_linear=True,
+        kink_derivatives=(({}, -3.0, 0.0), ({}, 3.0, 1.0), ({}, 0.0, 0.5), ({}, -INF, 0.0),
+                          ({}, INF, 1.0)),
+        doc="x*ReLU6(x + 3)/6; derivative x/3 + 1/2 between the kinks, 0 at -3 and 1 "
+        "at 3 (torch 2.13; torch <= 2.6 gave -0.5 and 1.5).",
+    ),
+    Spec(
+        "Hardsigmoid", {}, S.hardsigmoid_forward, S.hardsigmoid_backward,
+        # ATen's one_sixth is 1.0f/6.0f, a float32 value, in float64 too
+        lambda p, dt: _pack(dt, F32(1.0 / 6.0)),
+        kinks=lambda p: (-3.0, 3.0), piecewise_linear=True,
+        kink_derivatives=(({}, -3.0, 0.0), ({}, 3.0, 0.0), ({}, 0.0, F32(1.0 / 6.0))),
+        doc="ReLU6(x + 3)/6; derivative float32(1/6) strictly between -3 and 3, 0 at both.",
+    ),
+    Spec(
+        "Threshold", {"threshold": REQUIRED, "value": REQUIRED},
+        S.threshold_forward, S.threshold_backward,
+        lambda p, dt: _pack(dt, p["threshold"], p["value"]),
+        kinks=lambda p: (p["threshold"],), piecewise_linear=True,
+        kernel_names=("threshold", "value"),
+        # torch.nn.Threshold has no defaults; torch's docs' example
+        variants={"Threshold": {"threshold": 0.1, "value": 20.0}},
+        kink_derivatives=(({"threshold": 0.1, "value": 20.0}, 0.1, 0.0),
+                          ({"threshold": 0.1, "value": 20.0}, 0.2, 1.0)),
+        doc="x if x > threshold else value; derivative 0 at the threshold.",
     ),
 ]
 

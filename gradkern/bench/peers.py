@@ -34,6 +34,15 @@ def _table(jax, jnp):
         lam = p["lambd"]
         return lambda z, s: jnp.where((z >= -lam) & (z <= lam), 0 * z, z)
 
+    def gelu(p):
+        # jax.nn.gelu's default is the tanh form, torch.nn.GELU's the erf form
+        approximate = p["approximate"] == "tanh"
+        return lambda z, s: nn.gelu(z, approximate=approximate)
+
+    def threshold(p):
+        th, value = p["threshold"], p["value"]
+        return lambda z, s: jnp.where(z <= th, value, z)
+
     return {
         "ELU": lambda p: lambda z, s: nn.elu(z, p["alpha"]),
         "Hardtanh": lambda p: lambda z, s: jnp.clip(z, p["min_val"], p["max_val"]),
@@ -52,12 +61,20 @@ def _table(jax, jnp):
         "Tanh": lambda p: lambda z, s: jnp.tanh(z),
         "Tanhshrink": lambda p: lambda z, s: z - jnp.tanh(z),
         "Hardshrink": hardshrink,
+        "GELU": gelu,
+        "SiLU": lambda p: lambda z, s: nn.silu(z),
+        # x*tanh(softplus(x)): jax.nn.mish only exists in recent JAX releases
+        "Mish": lambda p: lambda z, s: z * jnp.tanh(nn.softplus(z)),
+        "Hardswish": lambda p: lambda z, s: nn.hard_swish(z),
+        "Hardsigmoid": lambda p: lambda z, s: nn.hard_sigmoid(z),
+        "Threshold": threshold,
     }
 
 
 _NAMES = frozenset(("ELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "PReLU", "ReLU", "ReLU6",
                     "RReLU", "SELU", "CELU", "Sigmoid", "Softplus", "Softshrink", "Softsign",
-                    "Tanh", "Tanhshrink", "Hardshrink"))
+                    "Tanh", "Tanhshrink", "Hardshrink", "GELU", "SiLU", "Mish", "Hardswish",
+                    "Hardsigmoid", "Threshold"))
 
 
 def jax_skip_reason(act):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..activations import ACTIVATIONS, Activation, activation as _activation
+from ..activations import ACTIVATIONS, Activation, activation as _activation, fresh
 from ..stream.dists import MAX_SAMPLES, Dist
 
 __all__ = ["Point", "make_grid", "parse_depths", "parse_samples", "act_label", "MAX_DEPTH"]
@@ -99,7 +99,8 @@ def _activations(spec):
     acts = []
     for a in spec:
         if isinstance(a, str) and a.lower() == "all":
-            acts.extend(_activation(n) for n in ACTIVATIONS)
+            # Threshold, without torch.nn defaults, as Threshold(0.1, 20)
+            acts.extend(fresh(n) for n in ACTIVATIONS)
         elif isinstance(a, str) and "," in a:
             acts.extend(_activations(a.split(",")))
         elif isinstance(a, str) and not a.strip():

@@ -138,7 +138,8 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
     Parameters
     ----------
     activations : "all", str, Activation or list of them
-        ``"all"`` (the 17), names (``"Tanh"``, ``"ReLU,Tanh"``) or
+        ``"all"`` (every registry activation; Threshold, which has no torch.nn
+        defaults, as ``Threshold(0.1, 20)``), names (``"Tanh"``, ``"ReLU,Tanh"``) or
         ``gradkern.activation(...)`` objects.  RReLU is in training mode by
         default, as ``torch.nn.RReLU()``: slopes come from the stream too.
     depths : int, str or list of int
