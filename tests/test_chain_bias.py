@@ -54,10 +54,17 @@ def kink_biases(acts, weights, x, dtype):
         kinks = [c for c in act.kinks() if np.isfinite(c)] or [0.0]
         kink = kinks[k % len(kinks)]
         j = (len(a) // 3 + (0 if same else 7 * k)) % len(a)  # the sample to aim at
-        b = dtype.type(kink) - dtype.type(w) * a[j]
-        assert np.isfinite(b) and dtype.type(w) * a[j] + b == kink  # exact, by construction
+        exact = [i for i in np.roll(np.arange(len(a)), -j) if not same or i == j
+                 if dtype.type(w) * a[i] + (dtype.type(kink) - dtype.type(w) * a[i])
+                 == dtype.type(kink)]
+        # a kink that is no short dyadic (Threshold's 0.1) is reached exactly only
+        # from samples near it, which a layer's inputs may not hold (after
+        # Threshold(0.1, 20): 20 and values above 0.1, times -0.5): such a layer
+        # aims as near as it can and reports None
+        b = dtype.type(kink) - dtype.type(w) * a[exact[0] if exact else j]
+        assert np.isfinite(b)
         z = dtype.type(w) * a + b
-        hits.append(int(np.isin(z, np.array(kinks, dtype)).sum()))
+        hits.append(int(np.isin(z, np.array(kinks, dtype)).sum()) if exact else None)
         biases.append(b)
         a = gk.chain_grad(z, act, [1.0]).output if not act.stochastic else \
             gk.chain_grad(z, gk.activation(act, training=False), [1.0]).output
@@ -148,7 +155,7 @@ def test_bias_parity_piecewise_bit_identical(label, dtype):
         _assert_exact(r, [act])
     grid = kink_grid(dtype)
     b, hits = kink_biases([act] * 3, W3, grid, dtype)
-    assert min(hits) >= 1, hits
+    assert hits[0] >= 1 and all(h is None or h >= 1 for h in hits), hits
     r = verify.check(act, dtype, W3, x=grid, weights_name="kinks", biases=b)
     _assert_exact(r, [act])
 
@@ -200,7 +207,7 @@ def test_mixed_parity_piecewise_bit_identical(with_bias, dtype):
     if with_bias:
         grid = kink_grid(dtype)
         b, hits = kink_biases(resolved, w, grid, dtype)
-        assert min(hits) >= 1, hits
+        assert hits[0] >= 1 and all(h is None or h >= 1 for h in hits), hits
         biases = [b, np.resize([-0.0, 0.75, 0.0, -3.0, 6.0], 5)]
         x = np.concatenate([x, grid])
     for b in biases:
