@@ -369,7 +369,9 @@ def add_sweep_commands(sub):
 
     p = sub.add_parser("plot", help="redraw the plots of a sweep directory",
                        description="layers.png (mean |df/dw_i| per layer) and heatmap.png "
-                                   "(activation x depth) from the finished points in DIR.")
+                                   "(activation x depth) from the finished points in DIR; "
+                                   "growth.png (growth rate per layer against sigma_w, beside "
+                                   "mean field's) for weights normal:0,sigma_w.")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--out", metavar="OUTDIR", help="where to write the PNGs (default DIR)")
     p.set_defaults(func=cmd_plot)

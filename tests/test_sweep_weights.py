@@ -216,6 +216,14 @@ def test_bit_identical_with_one_thread_and_the_cli(baseline, tmp_path):
     _same(baseline, gk.load_sweep(tmp_path / "d"))
 
 
+def test_bit_identical_on_dask(baseline):
+    pytest.importorskip("distributed")
+    remote = gk.sweep(samples=N_GRID, backend="cpu", chunk_blocks=1, dask="local:2", **GRID)
+    _same(baseline, remote)
+    for k, h in baseline.bias_histograms.items():
+        assert np.array_equal(remote.bias_histograms[k], h), k
+
+
 def test_resume_refuses_other_weights(tmp_path):
     kw = dict(activations="Tanh", depths=2, samples=BLOCK, seed=1, backend="cpu",
               out=tmp_path / "d")
