@@ -154,19 +154,19 @@ def baseline():
 
 def _relu_with_biases(x, w, b):
     """ReLU's chain with per-sample weights and biases in numpy, in x's dtype,
-    exactly as a Linear(1, 1) with bias rounds: z = (w a + 0) + b; threshold
-    backward g where z > 0, else 0."""
+    exactly as a Linear(1, 1) with bias rounds: z = w a + b (two roundings);
+    threshold backward g where z > 0, else 0; bias grad g_z + 0."""
     zero = x.dtype.type(0)
     depth = w.shape[1]
     a, zs = [x], []
     for k in range(depth):
-        zs.append((w[:, k] * a[-1] + zero) + b[:, k])
+        zs.append(w[:, k] * a[-1] + b[:, k])
         a.append(np.maximum(zs[-1], zero))
     g = np.ones_like(x)
     dw, db = [None] * depth, [None] * depth
     for k in range(depth - 1, -1, -1):
         gz = np.where(zs[k] > 0, g, zero)
-        db[k] = gz
+        db[k] = gz + zero
         dw[k] = gz * a[k] + zero
         g = gz * w[:, k] + zero
     return dw + [g, a[-1]] + db

@@ -2,17 +2,17 @@
 b_k), drawn in the kernel, for sweeps over weight and bias distributions.
 
 The same operations as the chain kernels (:mod:`gradkern.chain.core`) with the
-layer's weight read per sample, and with a bias, as a 1x1 ``Linear`` adds it
-after its product:
+layer's weight read per sample, and with a bias as ``Linear(1, 1, bias=True)``
+adds it (an addmm whose accumulator starts at the bias: the product rounded,
+then the sum, no FMA; as ``chain_grad(..., biases=)`` computes it):
 
-    forward:  z_k = (w_k * a_{k-1} + 0) + b_k;  a_k = act(z_k)
-    backward: g_z = act'(z_k) . g;  df/db_k = g_z;  df/dw_k = g_z * a_{k-1} + 0;
+    forward:  z_k = w_k * a_{k-1} + b_k  (no bias: w_k * a_{k-1} + 0);  a_k = act(z_k)
+    backward: g_z = act'(z_k) . g;  df/db_k = g_z + 0;  df/dw_k = g_z * a_{k-1} + 0;
               g = g_z * w_k + 0
 
-Without biases ``+ b_k`` is not there at all, and with b_k = 0 it changes no
-bit (``linear``'s +0 already turned -0 into +0), which is why a sweep with
-``biases=[0.0]`` has the df/dw statistics of one without biases bit for bit
-(tested).  Fixed-weight points without biases never come here: they run the
+With b_k = +0 the bias changes no bit (w*a + 0 is exactly the bias-free
+``linear``), which is why a sweep with ``biases=[0.0]`` has the df/dw
+statistics of one without biases bit for bit (tested).  Fixed-weight points without biases never come here: they run the
 chain kernels' own block loops, unchanged.
 
 Channels of a per-sample point: 0 .. L-1 df/dw_1 .. df/dw_L, L df/dx, L+1 f
@@ -46,29 +46,26 @@ def make_sample_block_chain(forward, backward, per_sample_noise, biased):
     def block_chain(xb, W, B, p, nb, a, vals, g, yb, m):
         n_layers = W.shape[0]
         one = a.dtype.type(1.0)
+        zero = a.dtype.type(0.0)
         for j in range(m):
             a[0, j] = xb[j]
         for k in range(n_layers):
             for j in range(m):
                 pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
-                z = linear(W[k, j], a[k, j])
-                if biased:
-                    z = z + B[k, j]
+                z = W[k, j] * a[k, j] + B[k, j] if biased else linear(W[k, j], a[k, j])
                 a[k + 1, j] = forward(z, pk)
         for j in range(m):
             yb[j] = a[n_layers, j]
             g[j] = one
         for k in range(n_layers - 1, -1, -1):
             for j in range(m):
-                z = linear(W[k, j], a[k, j])
-                if biased:
-                    z = z + B[k, j]
+                z = W[k, j] * a[k, j] + B[k, j] if biased else linear(W[k, j], a[k, j])
                 pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
                 gz = backward(g[j], z, a[k + 1, j], pk)
                 vals[k, j] = z if z != z else gz  # g_z; NaN in, NaN out
             if biased:
                 for j in range(m):
-                    vals[n_layers + 2 + k, j] = vals[k, j]  # df/db_{k+1} = g_z
+                    vals[n_layers + 2 + k, j] = vals[k, j] + zero  # df/db_{k+1} = g_z + 0
             for j in range(m):
                 g[j] = linear(vals[k, j], W[k, j])
             for j in range(m):
@@ -89,23 +86,19 @@ def make_sample_chain(forward, backward, layer_params, biased):
         a = x
         for k in range(n_layers):
             a_buf[k] = a
-            z = linear(w[k], a)
-            if biased:
-                z = z + b[k]
+            z = w[k] * a + b[k] if biased else linear(w[k], a)
             a = forward(z, layer_params(p, noise, i, k))
         out = a
         g = type(a)(1.0)
         y = a
         for k in range(n_layers - 1, -1, -1):
             a_prev = a_buf[k]
-            z = linear(w[k], a_prev)
-            if biased:
-                z = z + b[k]
+            z = w[k] * a_prev + b[k] if biased else linear(w[k], a_prev)
             gz = backward(g, z, y, layer_params(p, noise, i, k))
             if z != z:
                 gz = z  # NaN in, NaN out (the chain's rule)
             if biased:
-                g_out[n_layers + k] = gz
+                g_out[n_layers + k] = gz + type(gz)(0.0)
             g_out[k] = linear(gz, a_prev)
             g = linear(gz, w[k])
             y = a_prev

@@ -113,6 +113,10 @@ class SweepResult:
     ``bias_histograms[(point, layer)]`` holds log10|df/db_layer|.
     """
 
+    #: the columns without biases; a SweepResult with biases has its own
+    #: (``bias`` after ``weight``, :data:`BIAS_COLUMNS` at the end)
+    columns = ROW_COLUMNS
+    point_columns = POINT_COLUMNS
     #: inner bin edges of log10|g|; bin 0 is below the first, the last bin above the last
     hist_edges = HIST_LO + HIST_WIDTH * np.arange(HIST_BINS - 1)
 
@@ -121,7 +125,6 @@ class SweepResult:
         self.rows, self.points, self.histograms, self.bias_histograms = [], [], {}, {}
         biased = any("bias" in r for r in self.records)
         # the columns of a sweep without biases are those it always had
-        self.columns, self.point_columns = ROW_COLUMNS, POINT_COLUMNS
         if biased:
             self.columns = ROW_COLUMNS[:5] + ("bias",) + ROW_COLUMNS[5:] + BIAS_COLUMNS
             self.point_columns = POINT_COLUMNS[:5] + ("bias",) + POINT_COLUMNS[5:]
