@@ -1,7 +1,8 @@
 """``gradkern`` command line: the seed experiments and the parity check.
 
     gradkern vanishing --seed S [--samples 200] [--json]
-    gradkern chain --activation A --depth L --x X [--weights w1,w2,...] [--dtype ...] [--json]
+    gradkern chain --activation A[,B,...] --depth L --x X [--weights w1,w2,...]
+                   [--biases b1,b2,...] [--dtype ...] [--json]
     gradkern verify [--backend cpu] [--seed S] [--depths 1,3,4,30] [--activations A,B]
     gradkern bench [--activations ReLU,Tanh|all] [--sizes 1e6,1e7] [--dtypes float32]
                    [--libs gradkern-cpu,torch-batched,jax,memory-floor] [--json] [--out F]
@@ -115,21 +116,42 @@ def cmd_vanishing(args):
     return 0 if all(r["agree"] for r in rows) else 1
 
 
+def _chain_activations(names, params):
+    """``--activation A`` or ``A,B,...`` with ``--param``s: one Activation, or a
+    list of them; a parameter goes to every listed activation that takes it."""
+    from .activations import ACTIVATIONS, activation
+
+    names = [n.strip() for n in names.split(",")]
+    if len(names) == 1:
+        return activation(names[0], **params)
+    acts = [activation(n) for n in names]  # unknown names first, by name
+    for key in params:
+        if not any(key in ACTIVATIONS[a.name].defaults for a in acts):
+            raise ValueError(f"no activation of {', '.join(names)} has a parameter {key!r}")
+    return [activation(a, **{k: v for k, v in params.items()
+                             if k in ACTIVATIONS[a.name].defaults}) for a in acts]
+
+
 def cmd_chain(args):
-    from .activations import activation
     from .experiments import chain
 
-    act = activation(args.activation, **dict(args.param or []))
+    act = _chain_activations(args.activation, dict(args.param or []))
     r = chain(act, depth=args.depth, x=args.x, weights=args.weights, dtype=args.dtype,
-              torch_seed=args.torch_seed)
+              torch_seed=args.torch_seed, biases=args.biases)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
+        biases = f", biases {r['biases']}" if "biases" in r else ""
         print(f"{r['activation']}, {len(r['weights'])} layers, x = {r['x']!r}, "
-              f"weights {r['weights']}, {r['dtype']}\n")
-        print(_table(["layer", "weight", "gradient of W (gradkern)", "autograd"],
-                     [[i, w, repr(k), repr(a)] for i, (w, k, a) in
-                      enumerate(zip(r["weights"], r["weight_grads"], r["autograd"]), 1)]))
+              f"weights {r['weights']}{biases}, {r['dtype']}\n")
+        headers = ["layer", "weight", "gradient of W (gradkern)", "autograd"]
+        rows = [[i, w, repr(k), repr(a)] for i, (w, k, a) in
+                enumerate(zip(r["weights"], r["weight_grads"], r["autograd"]), 1)]
+        if "biases" in r:
+            headers += ["bias", "gradient of b (gradkern)", "autograd"]
+            for row, b, k, a in zip(rows, r["biases"], r["bias_grads"], r["autograd_bias_grads"]):
+                row += [b, repr(k), repr(a)]
+        print(_table(headers, rows))
         print(f"\noutput {r['output']!r} (autograd {r['autograd_output']!r}); "
               f"d out/dx {r['input_grad']!r} (autograd {r['autograd_input_grad']!r})")
     return 0 if r["agree"] else 1
@@ -423,14 +445,23 @@ def build_parser():
     v.set_defaults(func=cmd_vanishing)
 
     c = sub.add_parser("chain", help="per-layer gradients of one input through an L-layer chain",
-                       description="df/dw_i for every layer of f = a(w_L*a(...a(w_1*x))), "
+                       description="df/dw_i (and df/db_i) for every layer of "
+                                   "f = a_L(w_L*a_{L-1}(...a_1(w_1*x + b_1)...) + b_L), "
                                    "gradkern and autograd side by side.")
-    c.add_argument("--activation", required=True, help="torch.nn class name, e.g. Tanh")
+    c.add_argument("--activation", required=True,
+                   help="torch.nn class name, e.g. Tanh; or one per layer, comma-separated, "
+                        "e.g. Tanh,ReLU,Tanh")
     c.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
-                   help="activation parameter, repeatable (e.g. --param negative_slope=0.2)")
-    c.add_argument("--depth", type=int, help="number of layers (default: len(weights), or 4)")
+                   help="activation parameter, repeatable (e.g. --param negative_slope=0.2); "
+                        "with one activation per layer, it goes to each that takes it")
+    c.add_argument("--depth", type=int,
+                   help="number of layers (default: the number of weights, biases or "
+                        "activations given, or 4)")
     c.add_argument("--x", type=float, default=100.0, help="the input (default 100)")
     c.add_argument("--weights", type=_floats, help="comma-separated weights w1,w2,... (default ones)")
+    c.add_argument("--biases", type=_floats,
+                   help="comma-separated biases b1,b2,..., one per layer (default: none, "
+                        "the seed's bias-free layers)")
     c.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     c.add_argument("--torch-seed", type=int,
                    help="seed of torch's generator for RReLU's training-mode noise in the "

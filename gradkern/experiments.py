@@ -66,14 +66,15 @@ def vanishing(seed, samples=200, names=None):
     return sorted(rows, key=lambda r: -r["mean_abs_grad"])
 
 
-def chain(act, depth=None, x=100.0, weights=None, dtype="float32", torch_seed=None):
+def chain(act, depth=None, x=100.0, weights=None, dtype="float32", torch_seed=None, biases=None):
     """Per-layer df/dw of one input through an L-layer chain, kernel and autograd.
 
     Parameters
     ----------
-    act : Activation or str
+    act : Activation or str, or a sequence of them (one per layer)
     depth : int, optional
-        Number of layers; defaults to ``len(weights)``, or 4 if no weights.
+        Number of layers; defaults to ``len(weights)``, ``len(biases)``, the
+        number of activations given, or 4.
     x : float
     weights : sequence of float, optional
         Defaults to ones.
@@ -82,12 +83,15 @@ def chain(act, depth=None, x=100.0, weights=None, dtype="float32", torch_seed=No
         RReLU in training mode only: seeds torch's generator, which draws the
         noise of the autograd run; the kernel is given that noise.  (Not
         gradkern's Philox ``seed`` of ``chain_grad`` and ``sweep``.)
+    biases : sequence of float, optional
+        One per layer: the SimpleNet's Linear layers get ``bias=True``.
 
     Returns
     -------
     dict with ``weight_grads`` (kernel, layer 1 first), ``autograd``,
-    ``output``, ``autograd_output``, ``input_grad``, ``autograd_input_grad``
-    and ``agree`` (equal within assert_close's default tolerance).
+    ``output``, ``autograd_output``, ``input_grad``, ``autograd_input_grad``,
+    with biases ``bias_grads`` and ``autograd_bias_grads``, and ``agree``
+    (equal within assert_close's default tolerance).
     """
     import torch
 
@@ -96,26 +100,41 @@ def chain(act, depth=None, x=100.0, weights=None, dtype="float32", torch_seed=No
 
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if weights is None:
-        depth = 4 if depth is None else depth
-        weights = [1.0] * depth
-    elif depth is not None and depth != len(weights):
-        raise ValueError(f"depth {depth} does not match {len(weights)} weights")
-    if len(weights) < 1:
+    acts = list(act) if isinstance(act, (list, tuple)) else None
+    lengths = {name: len(v) for name, v in (("weights", weights), ("biases", biases),
+                                             ("activations", acts if acts and len(acts) > 1
+                                              else None)) if v is not None}
+    if depth is None:
+        depth = next(iter(lengths.values()), 4)
+    for name, n in lengths.items():
+        if n != depth:
+            raise ValueError(f"depth {depth} does not match {n} {name}")
+    if depth < 1:
         raise ValueError("depth must be >= 1")
-    act = activation(act) if isinstance(act, str) else act
+    weights = [1.0] * depth if weights is None else weights
+    if acts is not None:
+        acts = [activation(a) if isinstance(a, str) else a for a in acts]
+        act = acts[0] if len(acts) == 1 else acts
+    else:
+        act = activation(act) if isinstance(act, str) else act
     xs = np.array([x], dtype=dtype)
     w = np.asarray(weights, dtype=dtype)
-    if act.stochastic:
+    b = None if biases is None else np.asarray(biases, dtype=dtype)
+    stochastic = any(a.stochastic for a in (act if isinstance(act, list) else [act]))
+    if stochastic or b is not None:
         if torch_seed is not None:
             torch.manual_seed(torch_seed)
-        ref, noise = reference.batched_grads(xs, act, w)
+        ref, noise = reference.batched_grads(xs, act, w, b)
     else:
         ref, noise = reference.per_sample_grads(xs, act, w), None
-    res = chain_grad(xs, act, w, noise=noise)
-    agree = all(c.equal or c.close for c in (compare(k, r, xs.dtype) for k, r in zip(res, ref)))
-    return {
-        "activation": repr(act), "dtype": dtype, "x": float(xs[0]),
+    res = chain_grad(xs, act, w, biases=b, noise=noise)
+    pairs = list(zip(res, ref))
+    if b is not None:
+        pairs.append((res.bias_grads, ref.bias_grads))
+    agree = all(c.equal or c.close for c in (compare(k, r, xs.dtype) for k, r in pairs))
+    out = {
+        "activation": ", ".join(map(repr, act)) if isinstance(act, list) else repr(act),
+        "dtype": dtype, "x": float(xs[0]),
         "weights": [float(v) for v in w],
         "weight_grads": [float(v) for v in res.weight_grads[0]],
         "autograd": [float(v) for v in ref.weight_grads[0]],
@@ -123,3 +142,8 @@ def chain(act, depth=None, x=100.0, weights=None, dtype="float32", torch_seed=No
         "input_grad": float(res.input_grad[0]), "autograd_input_grad": float(ref.input_grad[0]),
         "agree": agree,
     }
+    if b is not None:
+        out.update(biases=[float(v) for v in b],
+                   bias_grads=[float(v) for v in res.bias_grads[0]],
+                   autograd_bias_grads=[float(v) for v in ref.bias_grads[0]])
+    return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import activation, variants
+from .activations import activation, resolve, variants
 from .api import chain_grad
 
 __all__ = ["special_values", "test_inputs", "weight_sets", "compare", "check", "run", "TOLERANCES"]
@@ -147,41 +147,73 @@ class CheckResult:
     exact: bool = False  # piecewise-linear: held to bit equality, not closeness
 
 
-def _reference(x, act, w, noise_needed):
+def _reference(x, act, w, noise_needed, biases=None):
     from . import reference
 
-    if noise_needed:
-        res, noise = reference.batched_grads(x, act, w)
-        return res, noise
+    if noise_needed or biases is not None:
+        # with biases: eager torch's Linear, not vmap's (reference module doc)
+        return reference.batched_grads(x, act, w, biases)
     return reference.per_sample_grads(x, act, w), None
 
 
-def check(act, dtype, weights, x=None, weights_name="", backend="cpu"):
-    """Run one parity check; returns a :class:`CheckResult`."""
+class _Layers:
+    """What :func:`check` needs to know of one activation, or of one per layer."""
+
+    def __init__(self, act):
+        self.arg = act
+        self.acts = list(act) if isinstance(act, (list, tuple)) else [act]
+        self.piecewise_linear = all(a.piecewise_linear for a in self.acts)
+        self.stochastic = any(a.stochastic for a in self.acts)
+        self.signed_zero_exempt = set().union(*(a.spec.signed_zero_exempt for a in self.acts))
+        self.label = ",".join(a.label for a in self.acts)
+
+
+def check(act, dtype, weights, x=None, weights_name="", backend="cpu", biases=None):
+    """Run one parity check; returns a :class:`CheckResult`.
+
+    ``act`` may be a sequence, one activation per layer (held to the
+    piecewise-linear rule when every layer is piecewise-linear); ``biases``
+    (one per layer) adds ``bias_grads`` to the fields compared.  With a layer
+    that draws noise and a smooth one, the accuracy test against float64 is
+    not run: a float64 torch run would draw other noise.
+    """
     dtype = np.dtype(dtype)
-    act = activation(act) if isinstance(act, str) else act
+    if isinstance(act, (list, tuple)):
+        act = [resolve(a) for a in act]
+    else:
+        act = activation(act) if isinstance(act, str) else act
+    layers = _Layers(act)
     if x is None:
-        x = test_inputs(act, dtype)
+        x = test_inputs(layers.acts[0], dtype)
     x = np.asarray(x, dtype=dtype)
     w = np.asarray(weights, dtype=dtype)
-    ref, noise = _reference(x, act, w, act.stochastic)
-    res = chain_grad(x, act, w, backend=backend, noise=noise)
+    b = None if biases is None else np.asarray(biases, dtype=dtype)
+    ref, noise = _reference(x, act, w, layers.stochastic, b)
+    res = chain_grad(x, act, w, biases=b, backend=backend, noise=noise)
     nan_rows = np.isnan(ref.output) | np.isnan(res.output)
     keep = ~nan_rows
     fields, problems = {}, []
     if not np.array_equal(np.isnan(ref.output), np.isnan(res.output)):
         problems.append("NaN outputs differ")
+    names, got, want = list(res._fields), list(res), list(ref)
+    if b is not None:
+        names.append("bias_grads")
+        got.append(res.bias_grads)
+        want.append(ref.bias_grads)
     accuracy = {}
-    if not act.piecewise_linear and dtype == np.float32:
-        truth = _reference(x.astype(np.float64), act, w.astype(np.float64), False)[0]
-        for name, k, r, t in zip(res._fields, res, ref, truth):
+    if not layers.piecewise_linear and dtype == np.float32 and not layers.stochastic:
+        truth = _reference(x.astype(np.float64), act, w.astype(np.float64), False,
+                           None if b is None else b.astype(np.float64))[0]
+        truths = list(truth) + ([truth.bias_grads] if b is not None else [])
+        for name, k, r, t in zip(names, got, want, truths):
             accuracy[name] = (_scaled_error(k[keep], t[keep], dtype),
                               _scaled_error(r[keep], t[keep], dtype))
-    for name, k, r in zip(res._fields, res, ref):
+    for name, k, r in zip(names, got, want):
         fields[name] = c = compare(k[keep], r[keep], dtype)
-        if act.piecewise_linear and not c.equal:
+        if layers.piecewise_linear and not c.equal:
             problems.append(f"{name} not equal")
-        elif act.piecewise_linear and c.identical < 1.0 and name not in act.spec.signed_zero_exempt:
+        elif layers.piecewise_linear and c.identical < 1.0 and \
+                name not in layers.signed_zero_exempt:
             problems.append(f"{name} not bit-identical ({100 * c.identical:.3f}%)")
         ek, et = accuracy.get(name, (0.0, 0.0))
         if ek > ACCURACY_SLACK * et + ACCURACY_FLOOR:
@@ -191,13 +223,13 @@ def check(act, dtype, weights, x=None, weights_name="", backend="cpu"):
         # Softplus, depth 30, x = 17.2: 30 factors of 1 - 3e-8, each rounded).
         # Then closeness to the truth (ek <= 1), with the accuracy test above,
         # decides; likewise where torch itself is outside it (et > 1).
-        if not act.piecewise_linear and not c.close and not (ek <= 1.0 or et > 1.0):
+        if not layers.piecewise_linear and not c.close and not (ek <= 1.0 or et > 1.0):
             problems.append(f"{name} outside assert_close tolerance")
         nan_in = np.isnan(x)
         if nan_in.any() and not np.all(np.isnan(k[nan_in])):
             problems.append(f"{name}: NaN input did not give NaN")
-    return CheckResult(act.label, dtype.name, len(w), weights_name, fields, accuracy,
-                       not problems, "; ".join(problems), act.piecewise_linear)
+    return CheckResult(layers.label, dtype.name, len(w), weights_name, fields, accuracy,
+                       not problems, "; ".join(problems), layers.piecewise_linear)
 
 
 def run(depths=(1, 3, 4, 30), dtypes=(np.float32, np.float64), names=None, backend="cpu",

@@ -15,7 +15,8 @@ import numpy as np
 from ..stream.dists import rrelu_slopes
 from .core import empty_noise
 
-__all__ = ["ChainGrad", "compute_dtype", "prepare_inputs", "prepare_noise", "prepare_out"]
+__all__ = ["ChainGrad", "compute_dtype", "prepare_inputs", "prepare_noise", "prepare_out",
+           "prepare_bias_grads"]
 
 
 class _ChainGradFields(NamedTuple):
@@ -28,10 +29,20 @@ class ChainGrad(_ChainGradFields):
     """Results of :func:`chain_grad` for N inputs and L layers.
 
     A named tuple ``(output, weight_grads, input_grad)``; ``backend`` names the
-    backend that computed it (useful with ``backend="auto"``).
+    backend that computed it (useful with ``backend="auto"``), and
+    ``bias_grads`` is the (N, L) array of df/db_{k+1} of a chain with biases
+    (None without).  Not a fourth field, so that ``y, gw, gx = res`` keeps
+    working whether or not the chain has biases.
     """
 
     backend = None
+    bias_grads = None  #: (N, L) column k is df/db_{k+1}, per sample; None without biases
+
+    def __new__(cls, output, weight_grads, input_grad, bias_grads=None):
+        self = super().__new__(cls, output, weight_grads, input_grad)
+        if bias_grads is not None:
+            self.bias_grads = bias_grads
+        return self
 
 
 def _is_torch_tensor(value):
@@ -181,3 +192,20 @@ def _out_array(name, arr, shape, dtype):
         raise ValueError(f"out.{name} is read-only")
     # other ndarray subclasses (np.memmap, ...) are written through a plain view
     return arr if type(arr) is np.ndarray else arr.view(np.ndarray)
+
+
+def prepare_bias_grads(out, res, n, n_layers, dtype, inputs):
+    """The (N, L) array for df/db: ``out.bias_grads`` when ``out`` has one (a
+    ChainGrad from an earlier call with biases), else a new one.  The same
+    checks as :func:`prepare_out`'s, against the inputs and ``res``'s arrays."""
+    arr = getattr(out, "bias_grads", None)
+    if arr is None:
+        return np.empty((n, n_layers), dtype)
+    arr = _out_array("bias_grads", arr, (n, n_layers), dtype)
+    memory = [m for m in map(_host_memory, inputs) if m is not None]
+    if any(np.may_share_memory(arr, m) for m in memory):
+        raise ValueError("out.bias_grads overlaps an input array")
+    for name, other in zip(ChainGrad._fields, res):
+        if np.may_share_memory(arr, other):
+            raise ValueError(f"out.bias_grads overlaps out.{name}")
+    return arr

@@ -19,10 +19,11 @@ import numpy as np
 
 from .._numba import threads
 from .._numba.cache import cache_kernel
-from .arrays import prepare_inputs, prepare_noise, prepare_out
-from .core import BLOCK, make_block_chain
+from .arrays import ChainGrad, prepare_bias_grads, prepare_inputs, prepare_noise, prepare_out
+from .core import BLOCK, make_block_chain, make_layered_block_chain
+from .layers import layer_plan, prepare_biases
 
-__all__ = ["chain_grad", "get_kernel", "SERIAL_BELOW", "CHUNKS_PER_THREAD"]
+__all__ = ["chain_grad", "get_kernel", "get_layered_kernel", "SERIAL_BELOW", "CHUNKS_PER_THREAD"]
 
 #: parallel chunks per thread: more than 1 so an uneven tail balances
 CHUNKS_PER_THREAD = 4
@@ -86,16 +87,87 @@ def get_kernel(ops, per_sample_noise=False, parallel=True):
     return kernel
 
 
-def chain_grad(x, act, weights, *, out=None, noise=None, seed=None):
-    """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation."""
-    caller = (x, weights, noise)  # as passed: out= may overlap none of them either
+def _make_layered_kernel(plan, parallel=True):
+    # the plain kernel's loop nest over a LayerPlan's block chain; df/db goes
+    # through a second scratch, (L x BLOCK), as df/dw goes through ``a``
+    has_bias, noisy = plan.has_bias, plan.stochastic
+    block_chain = make_layered_block_chain(plan.slots, has_bias)
+
+    @numba.njit(parallel=parallel, error_model="numpy")
+    def layered_kernel(x, w, b, slot, params, noise, out_y, out_gw, out_gx, out_gb, n_threads):
+        n = x.shape[0]
+        n_layers = w.shape[0]
+        n_blocks = (n + BLOCK - 1) // BLOCK
+        n_chunks = min(n_blocks, CHUNKS_PER_THREAD * n_threads)
+        for c in numba.prange(n_chunks):
+            a = np.empty((n_layers + 1, BLOCK), dtype=x.dtype)
+            gb = np.empty((n_layers if has_bias else 0, BLOCK), dtype=x.dtype)
+            g = np.empty(BLOCK, dtype=x.dtype)
+            for blk in range(c * n_blocks // n_chunks, (c + 1) * n_blocks // n_chunks):
+                i0 = blk * BLOCK
+                m = min(BLOCK, n - i0)
+                gxb = out_gx[i0:i0 + m]
+                gwb = out_gw[i0:i0 + m]
+                nb = noise[i0:i0 + m] if noisy else noise
+                block_chain(x[i0:i0 + m], w, b, slot, params, nb, a, gb, g, out_y[i0:i0 + m], m)
+                for j in range(m):
+                    gxb[j] = g[j]
+                for k in range(n_layers):
+                    for j in range(m):
+                        gwb[j, k] = a[k + 1, j]
+                if has_bias:
+                    gbb = out_gb[i0:i0 + m]
+                    for k in range(n_layers):
+                        for j in range(m):
+                            gbb[j, k] = gb[k, j]
+
+    return cache_kernel(layered_kernel, *plan.cache_parts(), f"parallel={parallel}")
+
+
+def get_layered_kernel(plan, parallel=True):
+    """The compiled chain kernel for a :class:`~.layers.LayerPlan` (biases, or
+    an activation per layer): one per process and per (slots, bias flag),
+    whatever the depth or the order of the layers; cached on disk like
+    :func:`get_kernel`'s."""
+    key = (*plan.cache_parts(), parallel)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = _KERNELS[key] = _make_layered_kernel(plan, parallel)
+    return kernel
+
+
+def chain_grad(x, act, weights, *, biases=None, out=None, noise=None, seed=None):
+    """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation, or a
+    tuple of them, one per layer."""
+    caller = (x, weights, noise, biases)  # as passed: out= may overlap none of them either
     x, w, dtype = prepare_inputs(x, weights)
     n, n_layers = x.shape[0], w.shape[0]
+    act, plan = layer_plan(act, biases is not None, n_layers)
+    if plan is not None:
+        return _layered_chain_grad(x, w, plan, biases, out, noise, seed, caller)
     noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
     res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr) + caller)
     parallel = n >= SERIAL_BELOW and threads.parallel_allowed()
     kernel = get_kernel(act.ops(), per_sample_noise=act.stochastic, parallel=parallel)
     with threads.launch() if parallel else contextlib.nullcontext():
         kernel(x, w, act.kernel_params(dtype), noise_arr, *res, threads.num_threads())
+    res.backend = "cpu"
+    return res
+
+
+def _layered_chain_grad(x, w, plan, biases, out, noise, seed, caller):
+    n, n_layers, dtype = x.shape[0], w.shape[0], x.dtype
+    b = prepare_biases(biases, n_layers, dtype) if plan.has_bias else np.zeros(n_layers, dtype)
+    noise_arr = plan.noise(noise, seed, n, dtype)
+    inputs = (x, w, b, noise_arr) + caller
+    res = prepare_out(out, n, n_layers, dtype, inputs)
+    gb = prepare_bias_grads(out, res, n, n_layers, dtype, inputs) if plan.has_bias else \
+        np.empty((0, n_layers), dtype)
+    parallel = n >= SERIAL_BELOW and threads.parallel_allowed()
+    kernel = get_layered_kernel(plan, parallel=parallel)
+    with threads.launch() if parallel else contextlib.nullcontext():
+        kernel(x, w, b, plan.slot_index, plan.kernel_params(dtype), noise_arr, *res, gb,
+               threads.num_threads())
+    res = ChainGrad(*res, bias_grads=gb if plan.has_bias else None)
     res.backend = "cpu"
     return res

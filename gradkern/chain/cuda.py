@@ -21,7 +21,8 @@ import os
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from .arrays import ChainGrad, prepare_inputs, prepare_noise, prepare_out
+from .arrays import ChainGrad, prepare_bias_grads, prepare_inputs, prepare_noise, prepare_out
+from .layers import layer_plan, prepare_biases
 
 __all__ = ["chain_grad", "gpu_usable", "is_device_array", "CudaUnavailableError", "GPUOutOfMemoryError",
            "CHUNK_SAMPLES", "chunk_samples"]
@@ -100,16 +101,44 @@ def gpu_usable():
         return False
 
 
-def chain_grad(x, act, weights, *, out=None, noise=None, seed=None, stream=None):
-    """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation."""
+def chain_grad(x, act, weights, *, biases=None, out=None, noise=None, seed=None, stream=None):
+    """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation, or a
+    tuple of them, one per layer."""
     cuda = _cuda()
     stream = _as_stream(cuda, stream)
     if is_device_array(x):
-        res = _device_chain_grad(cuda, x, act, weights, out, noise, seed, stream)
+        res = _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream)
     else:
-        res = _host_chain_grad(cuda, x, act, weights, out, noise, seed, stream)
+        res = _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream)
     res.backend = "cuda"
     return res
+
+
+class _Chain:
+    """What a launch needs besides the arrays of x and the results: the plain
+    chain's activation, or a LayerPlan with its biases and tables (on the
+    device, L values each)."""
+
+    def __init__(self, act, plan, biases, n_layers, dtype):
+        self.act, self.plan = act, plan
+        self.has_bias = plan is not None and plan.has_bias
+        self.stochastic = act.stochastic if plan is None else plan.stochastic
+        if plan is not None:
+            self.b = prepare_biases(biases, n_layers, dtype) if plan.has_bias else \
+                np.zeros(n_layers, dtype)
+
+    def noise(self, noise, seed, n, n_layers, dtype):
+        if self.plan is not None:
+            return self.plan.noise(noise, seed, n, dtype)
+        return prepare_noise(self.act, noise, seed, n, n_layers, dtype)
+
+    def result(self, res, gb):
+        return ChainGrad(*res, bias_grads=gb) if self.has_bias else res
+
+
+def _chain(act, biases, n_layers, dtype):
+    act, plan = layer_plan(act, biases is not None, n_layers)
+    return _Chain(act, plan, biases, n_layers, dtype)
 
 
 # -- streams ------------------------------------------------------------------
@@ -165,7 +194,7 @@ def _device_array(cuda, obj, what):
         raise TypeError(f"{what}: not a usable CUDA array ({exc})") from None
 
 
-def _device_chain_grad(cuda, x, act, weights, out, noise, seed, stream):
+def _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
     d_x = _device_array(cuda, x, "x")
     if d_x.ndim != 1:
         raise ValueError(f"x must be 1-D (N inputs), got shape {d_x.shape}")
@@ -176,11 +205,38 @@ def _device_chain_grad(cuda, x, act, weights, out, noise, seed, stream):
             "first (gradkern makes no host copy of device inputs)")
     n = d_x.shape[0]
     w = _small_host_weights(cuda, weights, dtype)
-    d_noise = _device_noise(cuda, act, noise, seed, n, w.shape[0], dtype, stream)
+    if is_device_array(biases):
+        biases = _device_array(cuda, biases, "biases").copy_to_host()
+    chain = _chain(act, biases, w.shape[0], dtype)
+    d_noise = _device_noise(cuda, chain, noise, seed, n, w.shape[0], dtype, stream)
     res, d_out = _device_out(cuda, out, n, w.shape[0], dtype, stream)
-    _check_no_overlap(d_x, d_noise, d_out)
-    _launch(cuda, act, dtype, d_x, cuda.to_device(w, stream=stream), d_noise, d_out, stream)
-    return res
+    gb, d_gb = _device_bias_grads(cuda, chain, out, n, w.shape[0], dtype, stream)
+    _check_no_overlap(d_x, d_noise, d_out, d_gb)
+    _launch(cuda, chain, dtype, d_x, cuda.to_device(w, stream=stream), d_noise, d_out, stream,
+            d_gb)
+    return chain.result(res, gb)
+
+
+def _device_bias_grads(cuda, chain, out, n, n_layers, dtype, stream):
+    """(returned, device) arrays for df/db: ``out.bias_grads`` when given,
+    else a new device array; (None, None) without biases."""
+    if not chain.has_bias:
+        return None, None
+    arr = getattr(out, "bias_grads", None)
+    if arr is None:
+        d = _alloc(cuda, lambda: cuda.device_array((n, n_layers), dtype, stream=stream),
+                   dtype.itemsize * n * n_layers)
+        return d, d
+    if not is_device_array(arr):
+        raise TypeError("x is a device array, so out.bias_grads must be one too, got "
+                        f"{type(arr).__name__}")
+    d = _device_array(cuda, arr, "out.bias_grads")
+    if d.shape != (n, n_layers) or np.dtype(d.dtype) != dtype:
+        raise ValueError(f"out.bias_grads must have shape {(n, n_layers)} and dtype {dtype}, "
+                         f"got {d.shape} {d.dtype}")
+    if _read_only(d):
+        raise ValueError("out.bias_grads is read-only")
+    return arr, d
 
 
 def _small_host_weights(cuda, weights, dtype):
@@ -191,8 +247,8 @@ def _small_host_weights(cuda, weights, dtype):
     return w
 
 
-def _device_noise(cuda, act, noise, seed, n, n_layers, dtype, stream):
-    if act.stochastic and noise is not None and is_device_array(noise):
+def _device_noise(cuda, chain, noise, seed, n, n_layers, dtype, stream):
+    if chain.stochastic and noise is not None and is_device_array(noise):
         d = _device_array(cuda, noise, "noise")
         if d.shape != (n, n_layers) or np.dtype(d.dtype) != dtype:
             raise ValueError(f"noise must have shape (N, L) = {(n, n_layers)} and dtype {dtype}, "
@@ -200,7 +256,7 @@ def _device_noise(cuda, act, noise, seed, n, n_layers, dtype, stream):
         return d
     # host noise, or slopes drawn on the host exactly as the CPU backend draws
     # them (same seed, same slopes, same results), then copied: N*L values
-    host = prepare_noise(act, noise, seed, n, n_layers, dtype)
+    host = chain.noise(noise, seed, n, n_layers, dtype)
     if host.size == 0:
         host = np.zeros((1, 1), dtype)  # the kernel never reads it
     return _alloc(cuda, lambda: cuda.to_device(host, stream=stream), host.nbytes)
@@ -255,29 +311,36 @@ def _overlap(a, b):
     return a0 < b1 and b0 < a1
 
 
-def _check_no_overlap(d_x, d_noise, d_out):
-    for name, d in zip(ChainGrad._fields, d_out):
+def _check_no_overlap(d_x, d_noise, d_out, d_gb=None):
+    names = list(ChainGrad._fields)
+    outs = list(d_out)
+    if d_gb is not None:
+        names.append("bias_grads")
+        outs.append(d_gb)
+    for name, d in zip(names, outs):
         if _overlap(d, d_x) or _overlap(d, d_noise):
             raise ValueError(f"out.{name} overlaps an input array")
-    for i in range(3):
+    for i in range(len(outs)):
         for j in range(i):
-            if _overlap(d_out[i], d_out[j]):
-                raise ValueError(f"out.{ChainGrad._fields[i]} overlaps out.{ChainGrad._fields[j]}")
+            if _overlap(outs[i], outs[j]):
+                raise ValueError(f"out.{names[i]} overlaps out.{names[j]}")
 
 
 # -- NumPy in, NumPy out, in chunks ------------------------------------------
 
-def chunk_samples(n, n_layers, dtype, stochastic, free_bytes):
+def chunk_samples(n, n_layers, dtype, stochastic, free_bytes, has_bias=False):
     """Samples per chunk: :data:`CHUNK_SAMPLES`, or what fits the free memory.
 
     A sample needs x, output and input_grad (3 values) plus its weight_grads
-    row (L) and, for RReLU training, its noise row (L): 8 bytes x (3 + 2L)
-    in float64 per sample, e.g. 72 bytes at L = 3, so 80 GB free hold a
+    row (L) and, for RReLU training, its noise row (L), with biases its
+    bias_grads row (L): 8 bytes x (3 + 2L) in float64 per sample for RReLU
+    training, e.g. 72 bytes at L = 3, so 80 GB free hold a
     0.7 x 80e9 / 72 = 780-million-sample chunk.
     """
     if CHUNK_SAMPLES is not None:
         return max(1, int(CHUNK_SAMPLES))
-    per_sample = np.dtype(dtype).itemsize * (3 + n_layers * (2 if stochastic else 1))
+    per_sample = np.dtype(dtype).itemsize * (3 + n_layers * (1 + bool(stochastic)
+                                                              + bool(has_bias)))
     fit = int(FREE_MEMORY_SHARE * free_bytes) // per_sample
     return max(1, min(n, fit))
 
@@ -288,59 +351,72 @@ def _free_bytes(cuda):
     return int(min(free, 2**62))
 
 
-def _host_chain_grad(cuda, x, act, weights, out, noise, seed, stream):
+def _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
     if out is not None and isinstance(out, tuple) and any(
             is_device_array(a) for a in out):
         raise TypeError("x is a NumPy array, so out= must be NumPy arrays too; "
                         "pass x as a device array to get results on the device")
     if noise is not None and is_device_array(noise):
         noise = _device_array(cuda, noise, "noise").copy_to_host()
-    caller = (x, weights, noise)  # as passed: out= may overlap none of them either
+    if is_device_array(biases):
+        biases = _device_array(cuda, biases, "biases").copy_to_host()
+    caller = (x, weights, noise, biases)  # as passed: out= may overlap none of them either
     x, w, dtype = prepare_inputs(x, weights)
     n, n_layers = x.shape[0], w.shape[0]
-    noise_arr = prepare_noise(act, noise, seed, n, n_layers, dtype)
-    res = prepare_out(out, n, n_layers, dtype, (x, w, noise_arr) + caller)
+    chain = _chain(act, biases, n_layers, dtype)
+    noise_arr = chain.noise(noise, seed, n, n_layers, dtype)
+    inputs = (x, w, noise_arr) + caller
+    res = prepare_out(out, n, n_layers, dtype, inputs)
+    gb = prepare_bias_grads(out, res, n, n_layers, dtype, inputs) if chain.has_bias else None
     if n == 0:
-        return res
+        return chain.result(res, gb)
     d_w = cuda.to_device(w, stream=stream)
-    chunk = min(n, chunk_samples(n, n_layers, dtype, act.stochastic, _free_bytes(cuda)))
+    chunk = min(n, chunk_samples(n, n_layers, dtype, chain.stochastic, _free_bytes(cuda),
+                                 chain.has_bias))
     for attempt in range(OOM_RETRIES + 1):
         try:
-            _run_chunks(cuda, act, dtype, x, d_w, noise_arr, res, chunk, stream)
-            return res
+            _run_chunks(cuda, chain, dtype, x, d_w, noise_arr, res, gb, chunk, stream)
+            return chain.result(res, gb)
         except GPUOutOfMemoryError:
             if attempt == OOM_RETRIES or chunk == 1:
                 raise
             chunk = max(1, chunk // 2)
-    return res
+    return chain.result(res, gb)
 
 
-def _run_chunks(cuda, act, dtype, x, d_w, noise_arr, res, chunk, stream):
+def _run_chunks(cuda, chain, dtype, x, d_w, noise_arr, res, gb, chunk, stream):
     n, n_layers = x.shape[0], d_w.shape[0]
-    nbytes = dtype.itemsize * chunk * (n_layers * (2 if act.stochastic else 1) + 3)
+    stochastic = chain.stochastic
+    nbytes = dtype.itemsize * chunk * (
+        n_layers * (1 + stochastic + chain.has_bias) + 3)
 
     def allocate():
         bufs = ChainGrad(cuda.device_array(chunk, dtype, stream=stream),
                          cuda.device_array((chunk, n_layers), dtype, stream=stream),
                          cuda.device_array(chunk, dtype, stream=stream))
         d_x = cuda.device_array(chunk, dtype, stream=stream)
-        shape = (chunk, n_layers) if act.stochastic else (1, 1)
+        shape = (chunk, n_layers) if stochastic else (1, 1)
         d_noise = cuda.device_array(shape, dtype, stream=stream)
-        return d_x, d_noise, bufs
+        d_gb = cuda.device_array((chunk, n_layers), dtype, stream=stream) \
+            if chain.has_bias else None
+        return d_x, d_noise, bufs, d_gb
 
-    d_x, d_noise, bufs = _alloc(cuda, allocate, nbytes)
+    d_x, d_noise, bufs, d_gb = _alloc(cuda, allocate, nbytes)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         m = stop - start
         d_x[:m].copy_to_device(np.ascontiguousarray(x[start:stop]), stream=stream)
         dn = d_noise
-        if act.stochastic:
+        if stochastic:
             dn = d_noise[:m]
             dn.copy_to_device(np.ascontiguousarray(noise_arr[start:stop]), stream=stream)
         views = ChainGrad(bufs.output[:m], bufs.weight_grads[:m], bufs.input_grad[:m])
-        _launch(cuda, act, dtype, d_x[:m], d_w, dn, views, stream)
+        gb_view = d_gb[:m] if chain.has_bias else None
+        _launch(cuda, chain, dtype, d_x[:m], d_w, dn, views, stream, gb_view)
         for d, host in zip(views, res):
             _to_host(d, host[start:stop], stream)
+        if chain.has_bias:
+            _to_host(gb_view, gb[start:stop], stream)
     _synchronize(stream)
 
 
@@ -383,13 +459,24 @@ def _is_oom(exc):
 
 # -- launch -------------------------------------------------------------------
 
-def _launch(cuda, act, dtype, d_x, d_w, d_noise, d_out, stream):
-    from .cuda_kernel import get_kernel, launch_config
+def _launch(cuda, chain, dtype, d_x, d_w, d_noise, d_out, stream, d_gb=None):
+    from .cuda_kernel import get_kernel, get_layered_kernel, launch_config
 
     n = d_x.shape[0]
     if n == 0:
         return
-    kernel = get_kernel(act.ops(), dtype, per_sample_noise=act.stochastic)
+    plan = chain.plan
+    if plan is None:
+        act = chain.act
+        kernel = get_kernel(act.ops(), dtype, per_sample_noise=act.stochastic)
+        blocks, threads = launch_config(kernel, n)
+        kernel[blocks, threads, stream](d_x, d_w, act.kernel_params(dtype), d_noise, *d_out)
+        return
+    kernel = get_layered_kernel(plan, dtype)
     blocks, threads = launch_config(kernel, n)
-    kernel[blocks, threads, stream](d_x, d_w, act.kernel_params(dtype), d_noise, *d_out)
+    if d_gb is None:
+        d_gb = cuda.device_array((1, 1), dtype, stream=stream)  # never written
+    tables = [cuda.to_device(a, stream=stream)
+              for a in (chain.b, plan.slot_index, plan.kernel_params(dtype))]
+    kernel[blocks, threads, stream](d_x, d_w, *tables, d_noise, *d_out, d_gb)
 

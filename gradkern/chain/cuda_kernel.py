@@ -19,12 +19,16 @@ to fill the device exactly once (:func:`launch_config`).
 import contextlib
 import warnings
 
+import numba
 import numpy as np
 from numba import cuda, types
 
-from .core import linear as core_linear, noise_params, shared_params
+from .core import bias_grad as core_bias_grad, biased as core_biased, linear as core_linear
+from .core import noise_params, shared_params
 
-__all__ = ["get_kernel", "build_kernel", "kernel_signature", "make_chain_body", "launch_config"]
+__all__ = ["get_kernel", "build_kernel", "kernel_signature", "make_chain_body", "launch_config",
+           "get_layered_kernel", "build_layered_kernel", "layered_signature",
+           "make_layered_body"]
 
 
 def make_chain_body(forward, backward, layer_params):
@@ -176,6 +180,151 @@ def get_kernel(ops, dtype, per_sample_noise=False):
     kernel = _KERNELS.get(key)
     if kernel is None:
         kernel = _KERNELS[key] = build_kernel(ops, dtype, per_sample_noise)
+    return kernel
+
+
+# -- the general chain: an activation per layer, biases (see .layers) ---------
+
+@numba.njit(forceinline=True)
+def table_params(params, noise, i, k):
+    # layer k's row of a LayerPlan's (L, 4) parameter table
+    return (params[k, 0], params[k, 1], params[k, 2], params[k, 3])
+
+
+@numba.njit(forceinline=True)
+def table_noise_params(params, noise, i, k):
+    # RReLU training: the slope of sample i at layer k, then layer k's row
+    return (noise[i, k], params[k, 1], params[k, 2], params[k, 3])
+
+
+def _slot_ops(slots):
+    """``(forward, backward)`` taking a slot number first: an if-chain over
+    the slots built by recursion (one closure per slot), compiled as device
+    functions; ``forward(s, z, params, noise, i, k)``,
+    ``backward(s, g, z, y, params, noise, i, k)``."""
+    fwd0, bwd0, noisy = slots[0]
+    params0 = table_noise_params if noisy else table_params
+    if len(slots) == 1:
+        @numba.njit(forceinline=True)
+        def forward(s, z, params, noise, i, k):
+            return fwd0(z, params0(params, noise, i, k))
+
+        @numba.njit(forceinline=True)
+        def backward(s, g, z, y, params, noise, i, k):
+            return bwd0(g, z, y, params0(params, noise, i, k))
+
+        return forward, backward
+    fwd_rest, bwd_rest = _slot_ops(slots[1:])
+
+    @numba.njit(forceinline=True)
+    def forward(s, z, params, noise, i, k):
+        if s == 0:
+            return fwd0(z, params0(params, noise, i, k))
+        return fwd_rest(s - 1, z, params, noise, i, k)
+
+    @numba.njit(forceinline=True)
+    def backward(s, g, z, y, params, noise, i, k):
+        if s == 0:
+            return bwd0(g, z, y, params0(params, noise, i, k))
+        return bwd_rest(s - 1, g, z, y, params, noise, i, k)
+
+    return forward, backward
+
+
+def _sim_slot_ops(slots):
+    """:func:`_slot_ops` for the simulator: plain Python choosing the slot's
+    compiled functions (its arrays cannot be passed to compiled code), each
+    result in the type of ``z`` (see :func:`make_chain_body`)."""
+
+    def params_of(noisy, params, noise, i, k):
+        first = noise[i, k] if noisy else params[k, 0]
+        return (first, params[k, 1], params[k, 2], params[k, 3])
+
+    def forward(s, z, params, noise, i, k):
+        fwd, _, noisy = slots[s]
+        return type(z)(fwd(z, params_of(noisy, params, noise, i, k)))
+
+    def backward(s, g, z, y, params, noise, i, k):
+        _, bwd, noisy = slots[s]
+        return type(z)(bwd(g, z, y, params_of(noisy, params, noise, i, k)))
+
+    return forward, backward
+
+
+def make_layered_body(slots, has_bias):
+    """The kernel's Python function for a LayerPlan's ``slots`` and bias flag:
+    :func:`make_chain_body`'s sweep with layer k running slot ``slot[k]``
+    with row k of the parameter table, adding ``b[k]`` after the product
+    (``core.biased``), and (with ``has_bias``) writing df/db_{k+1} to
+    ``out_gb[i, k]``."""
+    from numba.cuda.core import config
+
+    linear, biased, bias_grad = core_linear, core_biased, core_bias_grad
+    if config.ENABLE_CUDASIM:
+        forward, backward = _sim_slot_ops(slots)
+        linear, biased, bias_grad = (_sim_typed(f) for f in (linear, biased, bias_grad))
+    else:
+        forward, backward = _slot_ops(slots)
+
+    def layered_kernel(x, w, b, slot, params, noise, out_y, out_gw, out_gx, out_gb):
+        n_layers = w.shape[0]
+        start = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        for i in range(start, x.shape[0], stride):
+            a = x[i]
+            for k in range(n_layers):
+                out_gw[i, k] = a
+                z = biased(w[k], a, b[k]) if has_bias else linear(w[k], a)
+                a = forward(slot[k], z, params, noise, i, k)
+            out_y[i] = a
+            g = type(a)(1.0)
+            y = a
+            for k in range(n_layers - 1, -1, -1):
+                a_prev = out_gw[i, k]
+                z = biased(w[k], a_prev, b[k]) if has_bias else linear(w[k], a_prev)
+                gz = backward(slot[k], g, z, y, params, noise, i, k)
+                if z != z:
+                    # NaN in, NaN out (as the CPU kernel)
+                    gz = z
+                if has_bias:
+                    out_gb[i, k] = bias_grad(gz)
+                out_gw[i, k] = linear(gz, a_prev)
+                g = linear(gz, w[k])
+                y = a_prev
+            out_gx[i] = g
+
+    return layered_kernel
+
+
+def layered_signature(dtype):
+    """:func:`kernel_signature` for the general chain: ``b`` (L,), ``slot``
+    (L,) int64 and ``params`` (L, 4) after ``w``, ``out_gb`` (N, L) last."""
+    t = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+    vec, mat = types.Array(t, 1, "A"), types.Array(t, 2, "A")
+    small = types.Array(t, 1, "C")
+    return types.void(vec, small, small, types.Array(types.int64, 1, "C"),
+                      types.Array(t, 2, "C"), mat, vec, mat, vec, mat)
+
+
+_LAYERED = {}
+
+
+def build_layered_kernel(plan, dtype):
+    """A new ``cuda.jit`` kernel for a :class:`~gradkern.chain.layers.LayerPlan`
+    in ``dtype``, FMA contraction off as :func:`build_kernel`'s."""
+    body = make_layered_body(plan.slots, plan.has_bias)
+    with without_fma_contraction():
+        return cuda.jit(layered_signature(dtype))(body)
+
+
+def get_layered_kernel(plan, dtype):
+    """The kernel for ``plan`` in ``dtype``: one per process and per (slots,
+    bias flag, dtype), whatever the depth or the order of the layers."""
+    dtype = np.dtype(dtype)
+    key = (*plan.cache_parts(), dtype)
+    kernel = _LAYERED.get(key)
+    if kernel is None:
+        kernel = _LAYERED[key] = build_layered_kernel(plan, dtype)
     return kernel
 
 

@@ -15,6 +15,13 @@ a :class:`NativeLibraryError` naming it, for that activation only.  The
 libraries' parameter slots are checked against the registry's by the tests
 (``gk_default_params_*`` against ``kernel_params``), not here: this layer does
 not import the registry.
+
+The C API computes the plain chain only: one activation for every layer, no
+biases.  A chain with biases or with an activation per layer is a
+:class:`~gradkern.errors.BackendUnavailableError` naming what is missing
+(``backend="cpu"`` and ``"cuda"`` run both; ``"auto"`` never picks a native
+backend).  Adding them would change the C ABI of ``cuda/gradkern.h`` (a bias
+array, a per-layer activation table) and every kernel of ``cuda/``.
 """
 import ctypes
 import os
@@ -24,8 +31,9 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 from .arrays import prepare_inputs, prepare_noise, prepare_out
+from .layers import layer_plan
 
-__all__ = ["NativeLibraryError", "library_path", "load", "activation_ids", "chain_grad",
+__all__ = ["NativeLibraryError", "NativeUnsupportedError", "library_path", "load", "activation_ids", "chain_grad",
            "chain_grad_host", "chain_grad_cuda"]
 
 GK_OK, GK_ERR_NO_DEVICE, GK_ERR_CUDA = 0, 3, 4
@@ -167,8 +175,29 @@ def _ptr(arr):
     return ctypes.c_void_p(arr.ctypes.data) if arr is not None else None
 
 
-def chain_grad(backend, x, act, weights, *, out=None, noise=None, seed=None):
+class NativeUnsupportedError(BackendUnavailableError):
+    """A native backend was asked for a chain its C API does not compute."""
+
+
+def _plain_activation(backend, act, biases, weights):
+    """The one activation of a plain chain; NativeUnsupportedError for
+    biases or an activation per layer."""
+    n_layers = len(prepare_inputs([], weights)[1])
+    missing = []
+    if biases is not None:
+        missing.append("biases")
+    if isinstance(act, tuple) and layer_plan(act, False, n_layers)[1] is not None:
+        missing.append("an activation per layer")
+    if missing:
+        raise NativeUnsupportedError(
+            f"backend {backend!r} does not support {' or '.join(missing)} (its C API computes "
+            "one activation for every layer, without biases); use backend='cpu' or 'cuda'")
+    return layer_plan(act, False, n_layers)[0]
+
+
+def chain_grad(backend, x, act, weights, *, biases=None, out=None, noise=None, seed=None):
     """``gradkern.chain_grad`` through the native library of ``backend``."""
+    act = _plain_activation(backend, act, biases, weights)
     lib = load(backend)
     number = _activation_id(backend, act)
     if backend == "native-cuda" and lib.gk_cuda_device_count() == 0:
@@ -201,14 +230,17 @@ def chain_grad(backend, x, act, weights, *, out=None, noise=None, seed=None):
     return res
 
 
-def chain_grad_host(x, act, weights, *, out=None, noise=None, seed=None):
+def chain_grad_host(x, act, weights, *, biases=None, out=None, noise=None, seed=None):
     """Backend ``native``: the C++ chain kernel of ``cuda/`` compiled for the
-    host with g++ and OpenMP (``libgradkern_host.so``, ``make -C cuda``)."""
-    return chain_grad("native", x, act, weights, out=out, noise=noise, seed=seed)
+    host with g++ and OpenMP (``libgradkern_host.so``, ``make -C cuda``).
+    No biases, one activation (see the module doc)."""
+    return chain_grad("native", x, act, weights, biases=biases, out=out, noise=noise, seed=seed)
 
 
-def chain_grad_cuda(x, act, weights, *, out=None, noise=None, seed=None):
+def chain_grad_cuda(x, act, weights, *, biases=None, out=None, noise=None, seed=None):
     """Backend ``native-cuda``: the CUDA C++ chain kernel of ``cuda/``
     (``libgradkern_cuda.so``, ``make -C cuda``; needs an NVIDIA GPU).  Host
-    arrays are copied to the device and back on every call."""
-    return chain_grad("native-cuda", x, act, weights, out=out, noise=noise, seed=seed)
+    arrays are copied to the device and back on every call.  No biases, one
+    activation (see the module doc)."""
+    return chain_grad("native-cuda", x, act, weights, biases=biases, out=out, noise=noise,
+                      seed=seed)
