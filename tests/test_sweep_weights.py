@@ -43,17 +43,23 @@ def _per_sample(act, dist, weights, biases, depth, n, seed, dtype):
     weights (chain_grad takes one weight per layer for all its samples)."""
     x = gk.draw(dist, n, seed, dtype=dtype)
     w = gk.draw_weights(weights, n, depth, seed, dtype=dtype)
+    b = None if biases is None else gk.draw_biases(biases, n, depth, seed, dtype=dtype)
     noise = None
     if act.stochastic:
         noise = gk.rrelu_slopes(n, depth, seed, act.params["lower"], act.params["upper"],
                                 dtype=dtype)
     dw = np.empty((n, depth), dtype)
+    db = np.empty((n, depth), dtype)
     dx = np.empty(n, dtype)
     y = np.empty(n, dtype)
     for j in range(n):
-        r = gk.chain_grad(x[j:j + 1], act, w[j], noise=None if noise is None else noise[j:j + 1])
+        r = gk.chain_grad(x[j:j + 1], act, w[j], biases=None if b is None else b[j],
+                          noise=None if noise is None else noise[j:j + 1])
         dw[j], dx[j], y[j] = r.weight_grads[0], r.input_grad[0], r.output[0]
-    return [dw[:, k] for k in range(depth)] + [dx, y]
+        if b is not None:
+            db[j] = r.bias_grads[0]
+    return [dw[:, k] for k in range(depth)] + [dx, y] + (
+        [] if b is None else [db[:, k] for k in range(depth)])
 
 
 # few kernels (each activation x kinds x biases compiles one, 5-15 s on 2 cores):
@@ -66,6 +72,22 @@ def test_point_equals_chain_grad_on_its_draws(name, dtype):
     total = _kernel_totals(act, "normal:0,1", layers, N, seed, dtype)
     for ch, values in enumerate(_per_sample(act, "normal:0,1", W, None, depth, N, seed, dtype)):
         F, (mn, mx), hist = mirror(values, N)
+        assert np.array_equal(total.F[ch], F), (ch, total.F[ch], F)
+        assert (total.MM[ch, 0], total.MM[ch, 1]) == (mn, mx), ch
+        assert np.array_equal(total.H[ch], hist), ch
+
+
+@pytest.mark.parametrize("name", ["Tanh", "RReLU"])
+def test_biased_point_equals_chain_grad_with_its_draws(name):
+    """With biases too: chain_grad(x_j, act, w_j, biases=b_j) per sample, every
+    channel (df/dw_k, df/dx, f, df/db_k) bit for bit."""
+    act, depth, seed = gk.activation(name), 3, 21
+    layers = RandomLayers(depth, gk.Dist.parse(W), gk.Dist.parse(B))
+    total = _kernel_totals(act, "normal:0,1", layers, N, seed, np.float32)
+    values = _per_sample(act, "normal:0,1", W, B, depth, N, seed, np.float32)
+    assert len(values) == 2 * depth + 2
+    for ch, v in enumerate(values):
+        F, (mn, mx), hist = mirror(v, N)
         assert np.array_equal(total.F[ch], F), (ch, total.F[ch], F)
         assert (total.MM[ch, 0], total.MM[ch, 1]) == (mn, mx), ch
         assert np.array_equal(total.H[ch], hist), ch
