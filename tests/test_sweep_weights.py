@@ -25,6 +25,8 @@ from .test_sweep_run import _cli, _same
 from .test_sweep_stats import mirror
 
 N = BLOCK + 300  # two blocks, the second short
+#: per-sample chain_grad calls cost ~1-4 ms each: these points are one short block
+N_PER_SAMPLE = 1061
 W = "normal:0,1.5"
 B = "normal:0,0.25"
 
@@ -69,9 +71,10 @@ def _per_sample(act, dist, weights, biases, depth, n, seed, dtype):
 def test_point_equals_chain_grad_on_its_draws(name, dtype):
     act, depth, seed = gk.activation(name), 3, 2**33 + 5
     layers = RandomLayers(depth, gk.Dist.parse(W))
-    total = _kernel_totals(act, "normal:0,1", layers, N, seed, dtype)
-    for ch, values in enumerate(_per_sample(act, "normal:0,1", W, None, depth, N, seed, dtype)):
-        F, (mn, mx), hist = mirror(values, N)
+    n = N_PER_SAMPLE
+    total = _kernel_totals(act, "normal:0,1", layers, n, seed, dtype)
+    for ch, values in enumerate(_per_sample(act, "normal:0,1", W, None, depth, n, seed, dtype)):
+        F, (mn, mx), hist = mirror(values, n)
         assert np.array_equal(total.F[ch], F), (ch, total.F[ch], F)
         assert (total.MM[ch, 0], total.MM[ch, 1]) == (mn, mx), ch
         assert np.array_equal(total.H[ch], hist), ch
@@ -83,11 +86,11 @@ def test_biased_point_equals_chain_grad_with_its_draws(name):
     channel (df/dw_k, df/dx, f, df/db_k) bit for bit."""
     act, depth, seed = gk.activation(name), 3, 21
     layers = RandomLayers(depth, gk.Dist.parse(W), gk.Dist.parse(B))
-    total = _kernel_totals(act, "normal:0,1", layers, N, seed, np.float32)
-    values = _per_sample(act, "normal:0,1", W, B, depth, N, seed, np.float32)
+    total = _kernel_totals(act, "normal:0,1", layers, N_PER_SAMPLE, seed, np.float32)
+    values = _per_sample(act, "normal:0,1", W, B, depth, N_PER_SAMPLE, seed, np.float32)
     assert len(values) == 2 * depth + 2
     for ch, v in enumerate(values):
-        F, (mn, mx), hist = mirror(v, N)
+        F, (mn, mx), hist = mirror(v, N_PER_SAMPLE)
         assert np.array_equal(total.F[ch], F), (ch, total.F[ch], F)
         assert (total.MM[ch, 0], total.MM[ch, 1]) == (mn, mx), ch
         assert np.array_equal(total.H[ch], hist), ch
