@@ -325,3 +325,16 @@ def test_cuda_simulator_matches_cpu():
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out == {"same_rows": True, "same_hist": True, "same_points": True}
+
+
+def test_kernel_cache_keys_tell_the_kinds_apart():
+    """One cached kernel per (weight kind, bias kind, biases or not): a key
+    shared between two would serve one sweep another's machine code."""
+    from gradkern.stream.dists import DIST_KINDS
+    from gradkern.sweeps.cpu import _make_sample_stats_kernel
+
+    spec = gk.ACTIVATIONS["Tanh"]
+    kinds = [code for code, _, _ in DIST_KINDS.values()]
+    keys = {_make_sample_stats_kernel(spec.forward, spec.backward, False, 0, w, b, biased)
+            ._cache._key for w in kinds for b in kinds[:2] for biased in (False, True)}
+    assert len(keys) == len(kinds) * 2 * 2
