@@ -261,7 +261,7 @@ def test_resume_refuses_other_weights(tmp_path):
 
 
 def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match="weights setting 'x'"):
+    with pytest.raises(TypeError, match="weights must be real numbers or distributions"):
         gk.sweep("Tanh", 1, weights=["x"], samples=10)
     with pytest.raises(ValueError, match="normal"):
         gk.sweep("Tanh", 1, weights=["normal:0"], samples=10)

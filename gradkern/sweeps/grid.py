@@ -154,8 +154,7 @@ def _activations(spec):
 
 def _settings(values, what):
     """Weight or bias settings: each a float, or a Dist for values drawn per
-    sample and layer (``"normal:0,1.5"``); a str holding a number is that
-    number."""
+    sample and layer (a Dist or a str such as ``"normal:0,1.5"``)."""
     values = [values] if isinstance(values, (numbers.Real, str, Dist)) else values
     if not isinstance(values, (list, tuple, np.ndarray)):
         raise TypeError(f"{what} must be a number, a distribution such as 'normal:0,1.5' or a "
@@ -183,13 +182,10 @@ def _settings(values, what):
 
 
 def _number_or_dist(text, what):
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    """A str setting is a distribution (``kind:params``); numbers are given as numbers."""
     if ":" not in text:
-        raise ValueError(f"bad {what} setting {text!r}: a number such as 1.5 or a distribution "
-                         "such as normal:0,1.5")
+        raise TypeError(f"{what} must be real numbers or distributions such as "
+                        f"'normal:0,1.5', got {text!r}")
     return Dist.parse(text)
 
 
