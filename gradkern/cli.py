@@ -286,8 +286,10 @@ def cmd_sweep(args):
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR, the directory of the sweep to continue")
     dists = args.dist or ["normal:0,1"]
-    res = sweep(args.activations, args.depths, dists, args.weights, args.samples, args.seed,
-                backend=args.backend, dtype=args.dtype, out=args.out, resume=args.resume,
+    weights = [w for ws in args.weights for w in ws] if args.weights else [1.0]
+    biases = [b for bs in args.biases for b in bs] if args.biases else None
+    res = sweep(args.activations, args.depths, dists, weights, args.samples, args.seed,
+                biases=biases, backend=args.backend, dtype=args.dtype, out=args.out, resume=args.resume,
                 progress=not args.quiet, dask=args.dask, threads=args.threads,
                 task_timeout=args.task_timeout)
     plots = []
@@ -301,13 +303,17 @@ def cmd_sweep(args):
     if args.json:
         print(res.to_json())
         return 0
+    biased = "bias" in res.columns
     print(_table(
-        ["activation", "depth", "dist", "weight", "samples", "mean|df/dw_1|", "mean|df/dw_L|",
-         "zero(dw_1)", "mean|df/dx|", "seconds"],
-        [[p["activation"], p["depth"], p["dist"], f"{p['weight']:g}", f"{p['samples']:.3g}",
-          _g(_layer(res, p, 1)), _g(_layer(res, p, p["depth"])),
-          _g(_layer(res, p, 1, "zero_fraction")), _g(p["input_grad_mean_abs"]),
-          f"{p['seconds']:.2f}"] for p in res.points]))
+        ["activation", "depth", "dist", "weight"] + (["bias"] if biased else [])
+        + ["samples", "mean|df/dw_1|", "mean|df/dw_L|", "zero(dw_1)", "mean|df/dx|"]
+        + (["mean|df/db_1|"] if biased else []) + ["growth/layer", "seconds"],
+        [[p["activation"], p["depth"], p["dist"], _setting(p["weight"])]
+         + ([_setting(p["bias"])] if biased else [])
+         + [f"{p['samples']:.3g}", _g(_layer(res, p, 1)), _g(_layer(res, p, p["depth"])),
+            _g(_layer(res, p, 1, "zero_fraction")), _g(p["input_grad_mean_abs"])]
+         + ([_g(_layer(res, p, 1, "bias_grad_mean_abs"))] if biased else [])
+         + [_growth(p), f"{p['seconds']:.2f}"] for p in res.points]))
     if args.out:
         print(f"\nwritten to {args.out}: results.csv, results.json, points.csv, points/"
               + "".join(f", {os.path.basename(q)}" for q in plots))
@@ -316,6 +322,26 @@ def cmd_sweep(args):
 
 def _g(v):
     return "-" if v is None else f"{v:.4g}"
+
+
+def _setting(v):
+    """A weight or bias setting: 1.5, or its distribution."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _growth(point):
+    """The growth rate per layer with its standard error, e.g. -0.123+-0.004."""
+    rate, se = point["growth_rate"], point["growth_rate_se"]
+    if rate is None:
+        return "-"
+    return f"{rate:.4g}" + ("" if se is None else f"+-{se:.2g}")
+
+
+def _layer_settings(text):
+    """One --weights/--biases value: comma-separated numbers, or one distribution."""
+    if ":" in text:
+        return [text.strip()]
+    return _floats(text)
 
 
 def _layer(res, point, layer, key="mean_abs_grad"):
@@ -346,8 +372,14 @@ def add_sweep_commands(sub):
     s.add_argument("--dist", action="append", metavar="KIND:PARAMS",
                    help="input distribution, repeatable: normal:0,1 uniform:-3,3 laplace:0,1 "
                         "lognormal:0,1 student-t:3 constant:2 grid:-5,5 (default normal:0,1)")
-    s.add_argument("--weights", type=_floats, default=[1.0],
-                   help="comma-separated weight settings, each used for every layer (default 1)")
+    s.add_argument("--weights", type=_layer_settings, action="append", metavar="W",
+                   help="weight settings, repeatable: comma-separated numbers, each used for "
+                        "every layer, or a distribution (normal:0,1.5; any --dist kind) that "
+                        "draws each sample's own weights per layer (default 1)")
+    s.add_argument("--biases", type=_layer_settings, action="append", metavar="B",
+                   help="bias settings, repeatable like --weights: numbers, or a distribution "
+                        "(normal:0,0.05) drawn per sample and layer; adds df/db statistics "
+                        "(default: no biases)")
     s.add_argument("--samples", default="1e6", help="samples per grid point, e.g. 1e9 (default 1e6)")
     s.add_argument("--seed", type=int, default=0, help="Philox key (default 0)")
     s.add_argument("--backend", default="auto", choices=["auto", "cpu", "cuda"])
@@ -366,7 +398,9 @@ def add_sweep_commands(sub):
 
     p = sub.add_parser("plot", help="redraw the plots of a sweep directory",
                        description="layers.png (mean |df/dw_i| per layer) and heatmap.png "
-                                   "(activation x depth) from the finished points in DIR.")
+                                   "(activation x depth) from the finished points in DIR; "
+                                   "growth.png (growth rate per layer against sigma_w, beside "
+                                   "mean field's) for weights normal:0,sigma_w.")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--out", metavar="OUTDIR", help="where to write the PNGs (default DIR)")
     p.set_defaults(func=cmd_plot)

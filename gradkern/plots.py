@@ -5,9 +5,19 @@
 - ``heatmap.png``: log10 mean |df/dw_1| (the first layer, where gradients
   vanish most) for activation x depth.
 
-One pair per (distribution, weight) of the grid; with more than one pair the
-files are ``layers-<k>.png`` / ``heatmap-<k>.png`` and each title names its
-pair.  Imported only by ``gradkern plot`` and ``sweep --out``.
+One pair per (distribution, weight[, bias]) of the grid; with more than one
+pair the files are ``layers-<k>.png`` / ``heatmap-<k>.png`` and each title
+names its pair.
+
+- ``growth.png``, for a sweep over weight distributions ``normal:0,sigma_w``
+  (two or more): per activation, the measured growth rate of the gradient per
+  layer (``growth_rate``, at the deepest depth, with its standard error)
+  against sigma_w, beside the mean-field rate log10(chi_1) / 2
+  (:func:`gradkern.meanfield`, sigma_b from biases
+  ``normal:0,sigma_b``, else 0), each zero crossing (the edge of chaos)
+  marked.  One per (distribution, bias): ``growth-<k>.png`` if several.
+
+Imported only by ``gradkern plot`` and ``sweep --out``.
 
 gradkern never replaces a file it did not write: each PNG carries a
 ``Software: gradkern <version>`` text chunk, and outside a sweep directory
@@ -81,10 +91,24 @@ def _save(fig, path, plt):
 def _groups(result):
     keys = []
     for p in result.points:
-        k = (p["dist"], p["weight"])
+        k = (p["dist"], p["weight"], p.get("bias"))
         if k not in keys:
             keys.append(k)
     return keys
+
+
+def _setting(v):
+    """A weight or bias setting for a title: 1.5, or its distribution."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _in_group(r, dist, weight, bias):
+    return r["dist"] == dist and r["weight"] == weight and r.get("bias") == bias
+
+
+def _group_title(dist, weight, bias):
+    return f"x ~ {dist}, weights {_setting(weight)}" + (
+        "" if bias is None else f", biases {_setting(bias)}")
 
 
 def _acts(result):
@@ -102,8 +126,8 @@ def _colors(n):
     return [cmap(i % 20) for i in range(n)]
 
 
-def plot_layers(result, dist, weight, path, plt):
-    rows = [r for r in result.rows if r["dist"] == dist and r["weight"] == weight]
+def plot_layers(result, group, path, plt):
+    rows = [r for r in result.rows if _in_group(r, *group)]
     if not rows:
         return None
     depth = max(r["depth"] for r in rows)
@@ -134,7 +158,7 @@ def plot_layers(result, dist, weight, path, plt):
     ax.set_xlabel("layer i (1 = nearest the input)")
     ax.set_ylabel("mean |df/dw_i|")
     n = rows[0]["samples"]
-    ax.set_title(f"Gradient per layer, depth {depth}, x ~ {dist}, weights {weight:g}, "
+    ax.set_title(f"Gradient per layer, depth {depth}, {_group_title(*group)}, "
                  f"N = {n:.3g} per activation", fontsize=10)
     ax.set_xticks(range(1, depth + 1, max(1, depth // 15)))
     ax.grid(True, which="major", alpha=0.3)
@@ -145,9 +169,8 @@ def plot_layers(result, dist, weight, path, plt):
     return path
 
 
-def plot_heatmap(result, dist, weight, path, plt):
-    rows = [r for r in result.rows
-            if r["dist"] == dist and r["weight"] == weight and r["layer"] == 1]
+def plot_heatmap(result, group, path, plt):
+    rows = [r for r in result.rows if _in_group(r, *group) and r["layer"] == 1]
     if not rows:
         return None
     acts = _acts(result)
@@ -171,8 +194,142 @@ def plot_heatmap(result, dist, weight, path, plt):
     step = max(1, len(depths) // 15)
     ax.set_xticks(range(0, len(depths), step), [str(d) for d in depths[::step]], fontsize=8)
     ax.set_xlabel("depth L")
-    ax.set_title(f"log10 mean |df/dw_1|, x ~ {dist}, weights {weight:g}", fontsize=10)
+    ax.set_title(f"log10 mean |df/dw_1|, {_group_title(*group)}", fontsize=10)
     fig.colorbar(im, ax=ax, label="log10 mean |df/dw_1|")
+    fig.tight_layout()
+    _save(fig, path, plt)
+    return path
+
+
+def _sigma(setting):
+    """sigma of a ``normal:0,sigma`` setting (a str), else None."""
+    if not isinstance(setting, str) or not setting.startswith("normal:"):
+        return None
+    mu, _, sigma = setting[len("normal:"):].partition(",")
+    return float(sigma) if float(mu) == 0 else None
+
+
+def _growth_groups(result):
+    """(dist, bias) groups with two or more weight settings normal:0,sigma."""
+    out = []
+    for p in result.points:
+        key = (p["dist"], p.get("bias"))
+        if _sigma(p["weight"]) is not None and key not in out:
+            sigmas = {_sigma(q["weight"]) for q in result.points
+                      if (q["dist"], q.get("bias")) == key} - {None}
+            if len(sigmas) >= 2:
+                out.append(key)
+    return out
+
+
+def _sigma_b(bias):
+    """Mean field's sigma_b of a bias setting: normal:0,s -> s, none or 0 -> 0,
+    else None (a fixed non-zero bias is no Gaussian bias: no prediction)."""
+    if bias is None or bias == 0.0:
+        return 0.0
+    return _sigma(bias)
+
+
+def zero_crossings(x, y):
+    """The x where the piecewise-linear y(x) crosses 0 (sign changes, and exact zeros)."""
+    out = []
+    for i in range(len(x) - 1):
+        y0, y1 = y[i], y[i + 1]
+        if not (np.isfinite(y0) and np.isfinite(y1)):
+            continue
+        if y0 == 0:
+            out.append(float(x[i]))
+        elif y0 * y1 < 0:
+            out.append(float(x[i] - y0 * (x[i + 1] - x[i]) / (y1 - y0)))
+    if len(y) and y[-1] == 0:
+        out.append(float(x[-1]))
+    return out
+
+
+def measured_growth(result, group):
+    """{activation: (sigma_w, rate, standard error)} of a growth group, the
+    deepest depth of each (activation, sigma_w), sorted by sigma_w."""
+    dist, bias = group
+    best = {}
+    for p in result.points:
+        s = _sigma(p["weight"])
+        if s is None or (p["dist"], p.get("bias")) != group:
+            continue
+        key = (p["activation"], s)
+        if key not in best or p["depth"] > best[key]["depth"]:
+            best[key] = p
+    out = {}
+    for act in _acts(result):
+        pts = sorted((s, p) for (a, s), p in best.items() if a == act)
+        if pts:
+            out[act] = tuple(np.array([v if v is not None else np.nan for v in col], dtype=float)
+                             for col in zip(*[(s, p["growth_rate"], p["growth_rate_se"])
+                                              for s, p in pts]))
+    return out
+
+
+def meanfield_growth(act_label, params, sigmas, sigma_b):
+    """log10(chi_1) / 2 of ``act_label`` (with ``params``) at each sigma_w."""
+    from .activations import activation
+    from .mean_field import meanfield
+
+    act = activation(act_label.partition("(")[0], **params)
+    return np.array([meanfield(act, s, sigma_b).growth_rate for s in sigmas])
+
+
+def _params_of(result, act_label):
+    for r in result.records:
+        if r["activation"] == act_label:
+            return r.get("params", {})
+    return {}
+
+
+def plot_growth(result, group, path, plt):
+    """growth.png: measured and mean-field growth rate per layer against sigma_w."""
+    data = measured_growth(result, group)
+    if not data:
+        return None
+    dist, bias = group
+    sigma_b = _sigma_b(bias)
+    n_act = len(data)
+    cols = min(3, n_act)
+    rows = -(-n_act // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), dpi=110,
+                             squeeze=False, sharex=True)
+    lo = min(float(np.nanmin(d[0])) for d in data.values())
+    hi = max(float(np.nanmax(d[0])) for d in data.values())
+    fine = np.linspace(lo, hi, 121)
+    depth = max(p["depth"] for p in result.points)
+    for ax, (act, (s, rate, se)) in zip(axes.flat, data.items()):
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.errorbar(s, rate, yerr=np.where(np.isfinite(se), se, 0.0), marker="o", ms=3.5,
+                    lw=1.3, capsize=2, color="C0", label="width 1 (sweep)")
+        for z in zero_crossings(s, rate):
+            ax.axvline(z, color="C0", ls="--", lw=0.9)
+            ax.annotate(f"{z:.2f}", (z, 0), xytext=(3, 6), textcoords="offset points",
+                        color="C0", fontsize=7.5)
+        if sigma_b is not None:
+            with np.errstate(divide="ignore"):
+                mf = meanfield_growth(act, _params_of(result, act), fine, sigma_b)
+            ax.plot(fine, np.where(np.isfinite(mf), mf, np.nan), color="C3", lw=1.3,
+                    label="mean field log10(chi_1)/2")
+            for z in zero_crossings(fine, mf):
+                ax.axvline(z, color="C3", ls=":", lw=0.9)
+                ax.annotate(f"{z:.2f}", (z, 0), xytext=(3, -12), textcoords="offset points",
+                            color="C3", fontsize=7.5)
+        ax.set_title(act, fontsize=9.5)
+        ax.grid(True, alpha=0.3)
+    for ax in axes.flat[n_act:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("sigma_w (weights ~ N(0, sigma_w^2))")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("log10 growth of |df/dw| per layer")
+    axes.flat[0].legend(fontsize=7.5, loc="best", frameon=False)
+    n = result.points[0]["samples"]
+    fig.suptitle(f"Gradient growth per layer toward the input, x ~ {dist}, biases "
+                 f"{'none' if bias is None else _setting(bias)}, depth {depth}, N = {n:.3g}; "
+                 "zero = edge of chaos", fontsize=9.5)
     fig.tight_layout()
     _save(fig, path, plt)
     return path
@@ -195,15 +352,18 @@ def plot_sweep(result, outdir):
 
     os.makedirs(outdir, exist_ok=True)
     groups = _groups(result)
-    names = [(dist, weight, f"{name}{f'-{k}' if len(groups) > 1 else ''}.png", fn)
-             for k, (dist, weight) in enumerate(groups, 1)
+    names = [(group, f"{name}{f'-{k}' if len(groups) > 1 else ''}.png", fn)
+             for k, group in enumerate(groups, 1)
              for fn, name in ((plot_layers, "layers"), (plot_heatmap, "heatmap"))]
+    growth = _growth_groups(result)
+    names += [(group, f"growth{f'-{k}' if len(growth) > 1 else ''}.png", plot_growth)
+              for k, group in enumerate(growth, 1)]
     own_dir = is_sweep_dir(outdir)
-    for _, _, name, _ in names:
+    for _, name, _ in names:
         _check_replace(os.path.join(outdir, name), own_dir)
     paths = []
-    for dist, weight, name, fn in names:
-        p = fn(result, dist, weight, os.path.join(outdir, name), plt)
+    for group, name, fn in names:
+        p = fn(result, group, os.path.join(outdir, name), plt)
         if p:
             paths.append(p)
     return paths

@@ -23,7 +23,7 @@ LAYERS = [
     {"activations"},  # the registry and the math
     {"api"},  # gradkern.chain_grad
     {"sweeps", "__init__"},
-    {"reference", "verify", "ptx", "bench", "experiments", "plots"},
+    {"reference", "verify", "ptx", "bench", "experiments", "plots", "mean_field"},
     {"cli", "__main__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

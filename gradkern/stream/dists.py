@@ -43,6 +43,15 @@ core of this machine against libm.  Student-t's ``u**(-2/nu) - 1`` is
 RReLU slopes (training mode) use stream ``1 + k`` for layer k: slope =
 ``lower + (upper - lower) * u`` in float64 with lower/upper already rounded to
 the kernel dtype, then rounded to it (:func:`rrelu_slopes`).
+
+A sweep's random weights and biases are drawn like the inputs, by the same
+distributions and the same pairs, from counter family 1 (weights) and 2
+(biases) with ``stream`` = k for layer k + 1 (:mod:`.philox`): the value of
+sample i at layer k + 1 is half ``i & 1`` of the pair drawn from
+``family_words(seed, i >> 1, k, family)`` (student-t: its own counter i; grid:
+``a + (b - a) i / (N - 1)``, the same at every layer).  A plain number w is
+``constant:w``.  :func:`draw_weights` and :func:`draw_biases` materialise
+them.
 """
 import math
 import numbers
@@ -52,10 +61,12 @@ import numba
 import numpy as np
 
 from .._numba.vecmath import vcossin_turns, vexp, vexpm1, vlog
-from .philox import sample_words, split_seed, uniform_a, uniform_b
+from .philox import (BIAS_FAMILY, WEIGHT_FAMILY, family_words, sample_words, split_seed,
+                     uniform_a, uniform_b)
 
 __all__ = ["Dist", "DIST_KINDS", "MAX_SAMPLES", "sample_x", "sample_pair", "draw", "filler",
-           "rrelu_slopes", "rrelu_slope"]
+           "rrelu_slopes", "rrelu_slope", "layer_pair", "layer_filler", "layer_dist",
+           "draw_weights", "draw_biases"]
 
 #: kind name -> (code used in kernels, parameter names, example parameters)
 DIST_KINDS = {
@@ -265,7 +276,12 @@ def sample_pair(code, p, seed, j, n):
     if code == 4:
         return _student_t(p[0], sample_words(seed, i, 0)), \
             _student_t(p[0], sample_words(seed, i + 1, 0))
-    r = sample_words(seed, j, 0)
+    return _pair_of_words(code, p, sample_words(seed, j, 0))
+
+
+@numba.njit(inline="always")
+def _pair_of_words(code, p, r):
+    """The pair of kinds 0-3 (normal, uniform, laplace, lognormal) from words ``r``."""
     if code == 0:
         return _normal_pair(p, r)
     if code == 1:
@@ -273,6 +289,22 @@ def sample_pair(code, p, seed, j, n):
     if code == 2:
         return _laplace_pair(p, r)
     return _lognormal_pair(p, r)
+
+
+@numba.njit
+def layer_pair(code, p, seed, j, n, k, family):
+    """Samples ``2j`` and ``2j+1``'s values at layer ``k + 1`` in counter
+    ``family`` (weights or biases; see the module docstring), as
+    :func:`sample_pair` draws inputs."""
+    i = 2 * j
+    if code == 5:
+        return p[0], p[0]
+    if code == 6:
+        return _grid(p, i, n), _grid(p, i + 1, n)
+    if code == 4:
+        return _student_t(p[0], family_words(seed, i, k, family)), \
+            _student_t(p[0], family_words(seed, i + 1, k, family))
+    return _pair_of_words(code, p, family_words(seed, j, k, family))
 
 
 @numba.njit
@@ -351,6 +383,137 @@ def _fill_pairs(pair, p, seed, start, m, out):
         a, b = pair(p, sample_words(seed, j0 + jp, 0))
         out[2 * jp] = a
         out[2 * jp + 1] = b
+
+
+# Layer fillers, one per kind as for the inputs: ``fill(p, seed, start, m,
+# n_total, family, out, k)`` sets ``out[k, :m]`` (``out[k]`` may be written up
+# to the even length above m) to the values of samples start .. start+m-1 at
+# layer k + 1, the same as :func:`layer_pair`, as a SIMD loop.  The whole 2-D
+# array and a row index, not a row view: a view made per call costs atomic
+# reference counting in the kernel's inner loop.
+
+def _layer_pairs_filler(pair):
+    @numba.njit(inline="always")
+    def fill(p, seed, start, m, n_total, family, out, k):
+        j0 = start >> 1
+        for jp in range((m + 1) >> 1):
+            a, b = pair(p, family_words(seed, j0 + jp, k, family))
+            out[k, 2 * jp] = a
+            out[k, 2 * jp + 1] = b
+
+    return fill
+
+
+@numba.njit(inline="always")
+def _layer_student_t(p, seed, start, m, n_total, family, out, k):
+    for j in range(m):
+        out[k, j] = _student_t(p[0], family_words(seed, start + j, k, family))
+
+
+@numba.njit(inline="always")
+def _layer_constant(p, seed, start, m, n_total, family, out, k):
+    for j in range(m):
+        out[k, j] = p[0]
+
+
+@numba.njit(inline="always")
+def _layer_grid(p, seed, start, m, n_total, family, out, k):
+    for j in range(m):
+        out[k, j] = _grid(p, start + j, n_total)
+
+
+_LAYER_FILLS = (_layer_pairs_filler(_normal_pair), _layer_pairs_filler(_uniform_pair),
+                _layer_pairs_filler(_laplace_pair), _layer_pairs_filler(_lognormal_pair),
+                _layer_student_t, _layer_constant, _layer_grid)
+
+
+def layer_filler(code):
+    """The inline layer fill function of distribution kind ``code``."""
+    return _LAYER_FILLS[code]
+
+
+@numba.njit
+def _layers_into(code, p, seed, start, n_total, family, out):
+    # out is (n, L); the draw of sample start + j at layer k
+    for j in range(out.shape[0]):
+        i = start + j
+        for k in range(out.shape[1]):
+            a, b = layer_pair(code, p, seed, i >> 1, n_total, k, family)
+            out[j, k] = a if (i & 1) == 0 else b
+
+
+def layer_dist(value, what="weights"):
+    """A layer setting as a Dist: a plain number w is ``constant:w`` (the
+    fixed value), a str such as ``"normal:0,1.5"`` or a Dist is parsed."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be numbers or distributions such as 'normal:0,1.5', "
+                        "got a bool")
+    if isinstance(value, numbers.Real):
+        return Dist("constant", (value,))
+    if isinstance(value, (str, Dist)):
+        return Dist.parse(value)
+    raise TypeError(f"{what} must be numbers or distributions such as 'normal:0,1.5', got "
+                    f"{type(value).__name__}")
+
+
+def _draw_layers(setting, n, n_layers, seed, family, start, total, dtype, what):
+    dist = layer_dist(setting, what)
+    seed = split_seed(seed)
+    n, start = _count(n, "n"), _count(start, "start")
+    total = start + n if total is None else _count(total, "total")
+    if start + n > total:
+        raise ValueError(f"start + n ({start} + {n}) must be <= total ({total}): a point's "
+                         "samples are 0 .. total-1")
+    if isinstance(n_layers, (bool, np.bool_)) or not isinstance(n_layers, numbers.Integral):
+        raise TypeError(f"n_layers must be an integer, got {type(n_layers).__name__}")
+    if not 1 <= n_layers < 2**32:  # the stream word k is 32 bits
+        raise ValueError(f"n_layers must be in [1, 2**32 - 1], got {n_layers}")
+    code, p = dist.kernel_params()
+    out = np.empty((n, int(n_layers)), dtype=_float_dtype(dtype))
+    _layers_into(code, p, np.uint64(seed), np.int64(start), np.int64(total), np.uint64(family),
+                 out)
+    return out
+
+
+def draw_weights(weights, n, n_layers, seed, *, start=0, total=None, dtype=np.float32):
+    """The weights a sweep draws: w_1 .. w_L of samples ``start .. start+n-1``.
+
+    Parameters
+    ----------
+    weights : float, str or Dist
+        The sweep's weight setting: ``"normal:0,1.5"`` (any kind of
+        :data:`DIST_KINDS`), or a plain number (every sample and layer).
+    n, n_layers : int
+        Samples and layers L.
+    seed : int
+        The sweep's seed (0 <= seed < 2**64).
+    start : int
+        Index of the first sample.
+    total : int, optional
+        The point's sample count N, needed by ``grid`` only (default
+        ``start + n``).
+    dtype : numpy dtype
+        float32 (default) or float64; each value is computed in float64 and
+        rounded once.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n_layers)
+        Column k is w_{k+1}, from Philox counter family 1, stream k.  Row j
+        with ``gradkern.chain_grad(x[j:j+1], act, row)`` gives exactly the
+        sweep's sample ``start + j``.
+    """
+    return _draw_layers(weights, n, n_layers, seed, WEIGHT_FAMILY, start, total, dtype,
+                        "weights")
+
+
+def draw_biases(biases, n, n_layers, seed, *, start=0, total=None, dtype=np.float32):
+    """The biases a sweep draws: b_1 .. b_L of samples ``start .. start+n-1``.
+
+    As :func:`draw_weights`, from counter family 2 (column k is b_{k+1},
+    stream k): the same distribution draws different numbers for the biases.
+    """
+    return _draw_layers(biases, n, n_layers, seed, BIAS_FAMILY, start, total, dtype, "biases")
 
 
 @numba.njit

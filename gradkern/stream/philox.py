@@ -8,9 +8,13 @@ what makes a sweep's statistics independent of how the work was split.
 The stream (the definition tests and users can rely on):
 
 - key   ``(k0, k1) = (seed mod 2**32, seed >> 32)``, seed a 64-bit unsigned int;
-- counter ``(c0, c1, c2, c3) = (i mod 2**32, i >> 32, stream, 0)`` for a 64-bit
-  index ``i`` and ``stream`` 0 for the input x, ``1 + k`` for the RReLU slope
-  of layer k (0-based).  For inputs, ``i`` is the pair index j of samples
+- counter ``(c0, c1, c2, c3) = (i mod 2**32, i >> 32, stream, family)`` for a
+  64-bit index ``i``.  Family 0: ``stream`` 0 for the input x, ``1 + k`` for
+  the RReLU slope of layer k (0-based).  Family :data:`WEIGHT_FAMILY` = 1:
+  ``stream`` k for the random weight w_{k+1} of a sweep; family
+  :data:`BIAS_FAMILY` = 2: ``stream`` k for its bias b_{k+1}.  A family of
+  their own keeps the weights and biases off every counter the inputs and
+  slopes use (those did not move when they were added).  For inputs, ``i`` is the pair index j of samples
   (2j, 2j+1) for normal, lognormal, uniform and laplace, and the sample index
   for student-t (:mod:`gradkern.stream.dists`); for slopes it is the sample index;
 - output four 32-bit words ``(r0, r1, r2, r3)`` of Philox4x32 with 10 rounds
@@ -28,7 +32,13 @@ compile inside CPU kernels and ``numba.cuda`` kernels unchanged.
 import numba
 import numpy as np
 
-__all__ = ["philox4x32", "sample_words", "uniform_a", "uniform_b", "split_seed"]
+__all__ = ["philox4x32", "sample_words", "family_words", "uniform_a", "uniform_b", "split_seed",
+           "WEIGHT_FAMILY", "BIAS_FAMILY"]
+
+#: counter word c3 of a sweep's random weights and of its random biases
+#: (the inputs and RReLU's slopes are family 0)
+WEIGHT_FAMILY = 1
+BIAS_FAMILY = 2
 
 _U = np.uint64
 # Philox4x32 multipliers and Weyl key increments (Random123 philox.h)
@@ -72,6 +82,15 @@ def sample_words(seed, i, stream):
     s = _U(seed)
     j = _U(i)
     return philox4x32(j & _MASK, j >> _S32, _U(stream), _U(0), s & _MASK, s >> _S32)
+
+
+@numba.njit(forceinline=True)
+def family_words(seed, i, stream, family):
+    """The four words of index ``i`` in ``stream`` of counter family ``family``
+    (c3): :data:`WEIGHT_FAMILY` or :data:`BIAS_FAMILY`, stream = layer."""
+    s = _U(seed)
+    j = _U(i)
+    return philox4x32(j & _MASK, j >> _S32, _U(stream), _U(family), s & _MASK, s >> _S32)
 
 
 @numba.njit(forceinline=True)

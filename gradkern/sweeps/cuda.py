@@ -23,6 +23,8 @@ this was written); ``gradkern.sweep(backend="cuda")`` is tested on the simulator
 import numpy as np
 
 from ..chain.core import shared_params
+from .grid import RandomLayers
+from .layers import n_channels
 from .stats import BLOCK, GPU_MAX_DEPTH as MAX_DEPTH, HIST_COLS, Partials, slope_params
 
 __all__ = ["run_chunk", "kernel_for"]
@@ -46,6 +48,18 @@ def kernel_for(act, dtype):
     return kernel
 
 
+def sample_kernel_for(act, dtype, biased):
+    """The kernel for points with per-sample layers (see :func:`kernel_for`)."""
+    from .cuda_kernel import make_sample_kernel
+
+    layer_params = slope_params if act.stochastic else shared_params
+    key = ("per_sample", *act.ops(), layer_params, dtype, biased)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = _KERNELS[key] = make_sample_kernel(*act.ops(), layer_params, dtype, biased)
+    return kernel
+
+
 def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     """As :func:`gradkern.sweeps.cpu.run_chunk`, on the GPU."""
     from numba import cuda
@@ -54,6 +68,8 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     from .cpu import noise_tuple
 
     dtype = np.dtype(dtype)
+    if isinstance(weights, RandomLayers):
+        return _run_sample_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype)
     w = np.ascontiguousarray(weights, dtype=dtype)
     if w.shape[0] > MAX_DEPTH:
         raise ValueError(f"backend='cuda' takes depths up to {MAX_DEPTH}, got {w.shape[0]}")
@@ -69,6 +85,32 @@ def run_chunk(act, dist, weights, seed, n_total, block0, n_blocks, dtype):
     with without_fma_contraction():
         kernel[grid, _THREADS](code, cuda.to_device(dp), np.uint64(seed), np.int64(n_total),
                                np.int64(block0), np.int64(BLOCK), cuda.to_device(w),
+                               act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM,
+                               H)
+    return Partials(block0, F.copy_to_host(), MM.copy_to_host(), H.copy_to_host())
+
+
+def _run_sample_chunk(act, dist, layers, seed, n_total, block0, n_blocks, dtype):
+    from numba import cuda
+
+    from ..chain.cuda_kernel import without_fma_contraction
+    from .cpu import noise_tuple
+
+    if layers.depth > MAX_DEPTH:
+        raise ValueError(f"backend='cuda' takes depths up to {MAX_DEPTH}, got {layers.depth}")
+    kernel = sample_kernel_for(act, dtype, layers.biased)
+    n_ch = n_channels(layers.depth, layers.biased)
+    code, dp = dist.kernel_params()
+    wcode, wp = layers.weight.kernel_params()
+    bcode, bp = layers.bias.kernel_params() if layers.biased else (5, np.zeros(4))
+    F = cuda.device_array((n_blocks, n_ch, 4), np.float64)
+    MM = cuda.device_array((n_blocks, n_ch, 2), np.float64)
+    H = cuda.to_device(np.zeros((n_ch, HIST_COLS), np.int64))
+    grid = -(-n_blocks // _THREADS)
+    with without_fma_contraction():
+        kernel[grid, _THREADS](code, cuda.to_device(dp), wcode, cuda.to_device(wp), bcode,
+                               cuda.to_device(bp), np.uint64(seed), np.int64(n_total),
+                               np.int64(block0), np.int64(BLOCK), np.int64(layers.depth),
                                act.kernel_params(dtype), noise_tuple(act, seed, dtype), F, MM,
                                H)
     return Partials(block0, F.copy_to_host(), MM.copy_to_host(), H.copy_to_host())

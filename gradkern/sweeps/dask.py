@@ -118,6 +118,11 @@ def _task(act_name, act_params, dist, weights, seed, samples, block0, n_blocks, 
     return p.F, p.MM, p.H
 
 
+def _label(setting):
+    """A weight or bias setting in a message: 1.5, or its distribution."""
+    return f"{setting:g}" if isinstance(setting, float) else str(setting)
+
+
 class _Chunk:
     """One chunk of one point: its task arguments, current future, resubmissions,
     and whether that future may run on any worker."""
@@ -128,8 +133,11 @@ class _Chunk:
 
     def describe(self):
         p = self.point
-        return (f"point {p.index} ({p.describe()['activation']}, depth {p.depth}, {p.dist}, "
-                f"weight {p.weight:g}), blocks {self.block0}-{self.block0 + self.n_blocks - 1}")
+        d = p.describe()
+        bias = "" if p.bias is None else f", bias {_label(p.bias)}"
+        return (f"point {p.index} ({d['activation']}, depth {p.depth}, {p.dist}, "
+                f"weight {_label(p.weight)}{bias}), blocks {self.block0}-"
+                f"{self.block0 + self.n_blocks - 1}")
 
 
 class _DaskChunks:

@@ -1,4 +1,9 @@
-"""A sweep's grid: activation x depth x distribution x weight, one Point each.
+"""A sweep's grid: activation x depth x distribution x weight x bias, one Point each.
+
+A weight setting is a plain number w (today's fixed weights ``[w] * L``) or a
+distribution (:class:`~gradkern.stream.dists.Dist`, ``"normal:0,1.5"``): each
+sample then draws its own w_1 .. w_L in the kernel.  A bias setting is the same,
+or None (no biases: the chain without them, as before biases existed).
 
 The argument parsing of :func:`gradkern.sweep` lives here too (depth ranges,
 sample counts), so the same rules serve the API and the command line.
@@ -10,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..activations import ACTIVATIONS, Activation, activation as _activation, fresh
-from ..stream.dists import MAX_SAMPLES, Dist
+from ..stream.dists import MAX_SAMPLES, Dist, layer_dist
 
-__all__ = ["Point", "make_grid", "parse_depths", "parse_samples", "act_label", "MAX_DEPTH"]
+__all__ = ["Point", "RandomLayers", "make_grid", "parse_depths", "parse_samples", "act_label",
+           "MAX_DEPTH"]
 
 #: deepest chain of a sweep.  Memory grows with depth: a chunk holds L + 2
 #: histograms per block, ~0.7 MB per layer at the default chunk (0.07 GB at
@@ -27,22 +33,57 @@ def act_label(act):
 
 
 @dataclass(frozen=True)
+class RandomLayers:
+    """Per-sample layers of a point: L weights drawn from ``weight`` and, unless
+    ``bias`` is None, L biases from ``bias`` (a plain number is a ``constant``
+    Dist).  What the kernels take in place of a weight array."""
+
+    depth: int
+    weight: Dist
+    bias: Dist = None
+
+    @property
+    def biased(self):
+        return self.bias is not None
+
+
+def _setting_label(v):
+    """A weight or bias setting as the table shows it: 1.5, or "normal:0,1.5"."""
+    return v if isinstance(v, float) else str(v)
+
+
+@dataclass(frozen=True)
 class Point:
-    """One grid point."""
+    """One grid point.  ``weight`` is a float (fixed) or a Dist (drawn per
+    sample and layer); ``bias`` None (no biases), a float or a Dist."""
 
     index: int
     activation: Activation
     depth: int
     dist: Dist
-    weight: float
+    weight: object
+    bias: object = None
+
+    @property
+    def per_sample(self):
+        """Whether the kernel draws layers per sample (random weights, or any biases)."""
+        return isinstance(self.weight, Dist) or self.bias is not None
 
     def weights(self, dtype):
+        """The kernels' layer argument: the weight array ``[w] * L`` in
+        ``dtype`` for fixed weights without biases, else a RandomLayers."""
+        if self.per_sample:
+            return RandomLayers(self.depth, layer_dist(self.weight),
+                                None if self.bias is None else layer_dist(self.bias, "biases"))
         return np.full(self.depth, self.weight, dtype=np.dtype(dtype))
 
     def describe(self):
-        return {"point": self.index, "activation": act_label(self.activation),
-                "params": dict(self.activation.params), "depth": self.depth,
-                "dist": str(self.dist), "weight": self.weight}
+        out = {"point": self.index, "activation": act_label(self.activation),
+               "params": dict(self.activation.params), "depth": self.depth,
+               "dist": str(self.dist), "weight": _setting_label(self.weight)}
+        if self.bias is not None:  # absent without biases: older manifests still match
+            out["bias"] = _setting_label(self.bias)
+        return out
 
 
 def parse_depths(text):
@@ -112,28 +153,45 @@ def _activations(spec):
     return acts
 
 
-def _weights(weights):
-    values = [weights] if isinstance(weights, (numbers.Real, str)) else weights
+def _settings(values, what):
+    """Weight or bias settings: each a float, or a Dist for values drawn per
+    sample and layer (a Dist or a str such as ``"normal:0,1.5"``)."""
+    values = [values] if isinstance(values, (numbers.Real, str, Dist)) else values
     if not isinstance(values, (list, tuple, np.ndarray)):
-        raise TypeError(f"weights must be a number or a list of numbers, got "
-                        f"{type(weights).__name__}")
+        raise TypeError(f"{what} must be a number, a distribution such as 'normal:0,1.5' or a "
+                        f"list of them, got {type(values).__name__}")
     out = []
     for w in values:
+        if isinstance(w, str):
+            w = _number_or_dist(w, what)
+        if isinstance(w, Dist):
+            out.append(w)
+            continue
         if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
-            raise TypeError(f"weights must be real numbers, got {w!r}")
+            raise TypeError(f"{what} must be real numbers or distributions such as "
+                            f"'normal:0,1.5', got {w!r}")
         try:
-            out.append(float(w))
+            w = float(w)
         except OverflowError:
-            out.append(math.inf)  # an int beyond float64: reported below
+            w = math.inf  # an int beyond float64: reported below
+        if not math.isfinite(w):
+            raise ValueError(f"{what} must be finite, got {list(values)!r}")
+        out.append(w)
     if not out:
-        raise ValueError("need at least one weight")
-    if not all(math.isfinite(w) for w in out):
-        raise ValueError(f"weights must be finite, got {list(values)!r}")
+        raise ValueError(f"need at least one {what[:-1]} setting")
     return out
 
 
-def make_grid(activations, depths, dists, weights):
-    """The grid points, activation-major (then distribution, weight, depth)."""
+def _number_or_dist(text, what):
+    """A str setting is a distribution (``kind:params``); numbers are given as numbers."""
+    if ":" not in text:
+        raise TypeError(f"{what} must be real numbers or distributions such as "
+                        f"'normal:0,1.5', got {text!r}")
+    return Dist.parse(text)
+
+
+def make_grid(activations, depths, dists, weights, biases=None):
+    """The grid points, activation-major (then distribution, weight, bias, depth)."""
     acts = _activations(activations)
     depths = parse_depths(depths)
     if isinstance(dists, (str, Dist)):
@@ -144,13 +202,15 @@ def make_grid(activations, depths, dists, weights):
     dists = [Dist.parse(d) for d in dists]
     if not dists:
         raise ValueError("need at least one distribution")
-    weights = _weights(weights)
+    weights = _settings(weights, "weights")
+    biases = [None] if biases is None else _settings(biases, "biases")
     pts = []
     for a in acts:
         for d in dists:
             for w in weights:
-                for L in depths:
-                    pts.append(Point(len(pts), a, L, d, w))
+                for b in biases:
+                    for L in depths:
+                        pts.append(Point(len(pts), a, L, d, w, b))
     return pts
 
 

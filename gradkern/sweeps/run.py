@@ -1,8 +1,9 @@
 """``gradkern.sweep``: gradient statistics over a grid of activations x depths x
-input distributions x weights, from the fused streaming kernels.
+input distributions x weights (x biases), from the fused streaming kernels.
 
-A grid point is (activation, depth L, distribution, weight w) with weights
-``[w] * L``; N samples are drawn in-kernel from the counter-based stream
+A grid point is (activation, depth L, distribution, weight w[, bias b]) with
+weights ``[w] * L``, or per-sample weights and biases drawn from a
+distribution (:mod:`gradkern.sweeps.layers`); N samples are drawn in-kernel from the counter-based stream
 (:mod:`gradkern.stream.dists`), and each point is computed as consecutive chunks of
 whole blocks (:mod:`gradkern.sweeps.stats`) folded in block order, locally or on Dask
 workers, so the numbers depend on (grid, N, seed, dtype) only.
@@ -14,8 +15,9 @@ import numpy as np
 
 from ..stream.philox import split_seed
 from .grid import _is_int, make_grid, parse_samples
+from .layers import n_channels
 from .stats import BLOCK, LANES, PointStats, fold
-from .table import ROW_COLUMNS, SweepResult, point_record
+from .table import SweepResult, point_record
 
 __all__ = ["sweep", "load", "SWEEP_BACKENDS", "STREAM", "CHUNK_BLOCKS", "TASK_TIMEOUT"]
 
@@ -57,11 +59,12 @@ def _check_runs_in(grid, dtype):
     (ValueError naming it), before any work or file: torch refuses both."""
     for act in {p.activation for p in grid}:
         act.kernel_params(dtype)
-    for w in sorted({p.weight for p in grid}):
-        with np.errstate(over="ignore"):
-            if not np.isfinite(dtype.type(w)):
-                raise ValueError(f"weight {w!r} overflows {dtype} (largest {dtype}: "
-                                 f"{np.finfo(dtype).max:.6g})")
+    for what, values in (("weight", {p.weight for p in grid}), ("bias", {p.bias for p in grid})):
+        for w in sorted(v for v in values if isinstance(v, float)):
+            with np.errstate(over="ignore"):
+                if not np.isfinite(dtype.type(w)):
+                    raise ValueError(f"{what} {w!r} overflows {dtype} (largest {dtype}: "
+                                     f"{np.finfo(dtype).max:.6g})")
 
 
 def resolve_backend(backend):
@@ -130,7 +133,7 @@ def local_chunks(point, samples, seed, dtype, backend, chunk_blocks):
 
 
 def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=10**6, seed=0,
-          *, backend="auto", dtype="float32", out=None, resume=False, progress=False,
+          *, biases=None, backend="auto", dtype="float32", out=None, resume=False, progress=False,
           dask=None, threads=None, chunk_blocks=CHUNK_BLOCKS, on_point=None,
           task_timeout=TASK_TIMEOUT):
     """Gradient statistics over a grid, from in-kernel random inputs.
@@ -149,13 +152,24 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         Input distributions: ``"normal:0,1"``, ``"uniform:-3,3"``,
         ``"laplace:0,1"``, ``"lognormal:0,1"``, ``"student-t:3"``,
         ``"constant:2"``, ``"grid:-5,5"`` (see :mod:`gradkern.stream.dists`).
-    weights : float or list of float
-        Weight settings; each is used for every layer (``[w] * L``).
+    weights : float, str or Dist, or a list of them
+        Weight settings: a number w is used for every layer (``[w] * L``); a
+        distribution (``"normal:0,1.5"``, any kind of ``dists``) draws each
+        sample's own w_1 .. w_L in the kernel, from Philox counter family 1
+        (stream k for layer k + 1), so the inputs do not change;
+        :func:`gradkern.draw_weights` materialises them.
     samples : int or str
         Samples N per grid point (``10**9``, ``"1e9"``), 1 <= N <= 2**62
         (sample indices are 64-bit).
     seed : int
         Key of the Philox stream, 0 <= seed < 2**64.
+    biases : float, str, Dist or a list of them, optional
+        Bias settings, another axis of the grid: a number b for every layer,
+        or a distribution drawn per sample and layer (counter family 2,
+        :func:`gradkern.draw_biases`).  Each layer then computes
+        ``act(w_k * a + b_k)`` as a ``Linear(1, 1)`` with bias, and the table
+        gains the statistics of df/db_k.  None (default): no biases, the
+        numbers of a sweep without them.
     backend : {"auto", "cpu", "cuda"}
         ``auto`` is ``cuda`` where a CUDA GPU is present, else ``cpu``.
     dtype : {"float32", "float64"}
@@ -206,7 +220,7 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         raise TypeError(f"on_point must be callable, got {type(on_point).__name__}")
     if resume and out is None:
         raise ValueError("resume=True needs out=, the directory of the sweep to continue")
-    grid = make_grid(activations, depths, dists, weights)
+    grid = make_grid(activations, depths, dists, weights, biases)
     _check_runs_in(grid, dtype)
     backend = resolve_backend(backend)
     task_timeout = _task_timeout(task_timeout)
@@ -248,7 +262,7 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
                 return local_chunks(p, samples, seed, dtype, backend, chunk_blocks)
         for p in todo:
             t0 = time.perf_counter()
-            total = PointStats(p.depth + 2)
+            total = PointStats(n_channels(p.depth, p.bias is not None))
             for part, n_done in chunks_of(p):
                 fold(total, part)
                 bar.advance(samples=n_done)
@@ -257,7 +271,8 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
             records[p.index] = rec
             if store is not None:
                 store.write_point(rec)
-                store.append_rows(SweepResult([rec]).rows, ROW_COLUMNS)
+                one = SweepResult([rec])
+                store.append_rows(one.rows, one.columns)
             if on_point is not None:
                 on_point(rec)
             bar.advance(points=1)

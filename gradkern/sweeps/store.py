@@ -48,7 +48,7 @@ _POINT_NAME = re.compile(r"\d{5,}\.json")
 #: fields the store adds to a point record in its file, checked and dropped on read
 STREAM_KEY, CHECKSUM_KEY = "stream", "sha256"
 #: a record's fields that must equal its grid point in the manifest, and the run's
-_GRID_KEYS = ("point", "activation", "params", "depth", "dist", "weight")
+_GRID_KEYS = ("point", "activation", "params", "depth", "dist", "weight", "bias")
 _RUN_KEYS = ("seed", "samples", "dtype")
 _MISSING = object()
 #: file names listed in one warning before "... and N more"
