@@ -11,6 +11,7 @@ exponent bias); Numba freezes a closure's variables as compile-time constants,
 so the float32 and float64 versions compile to the code two hand-written twins
 did (measured: ``benchmarks/vecmath_bits.py``), with no float64 promotion in
 float32 code, and ``overload`` picks one by the argument's type.
+float32 tanh is the exception: its own algorithm, correctly rounded (below).
 
 Method (all: Cody-Waite range reduction with FMA, Horner with FMA):
 
@@ -25,15 +26,28 @@ Method (all: Cody-Waite range reduction with FMA, Horner with FMA):
   series to s^9 / s^21 (|s| <= 0.1716) -- fdlibm's arrangement, in which f is
   exact and only small corrections round; the rounding of 1 + u is corrected
   by (u - (m - 1))/m.
-- ``tanh``: |x| < 0.625: x + x^3 P(x^2), P a degree-5 / degree-11 least-squares
-  fit on Chebyshev nodes (relative error 6.4e-10 / 1.6e-18 against mpmath);
-  otherwise 1 - 2/(e + 2) with e = expm1(2|x|), and 1 beyond 10 (float32) / 20
-  (float64), where tanh rounds to 1.
+- ``tanh``, float64: |x| < 0.625: x + x^3 P(x^2), P a degree-11 least-squares
+  fit on Chebyshev nodes (relative error 1.6e-18 against mpmath); otherwise
+  1 - 2/(e + 2) with e = expm1(2|x|), and 1 beyond 20, where tanh rounds to 1.
+- ``tanh``, float32: correctly rounded, in float32 arithmetic only.  With
+  a = |x| (clamped at 9.125; tanh rounds to 1 from 9.0109), tanh(a) = N/D,
+  N = expm1(2a), D = N + 2, each a float32 pair hi + lo (~48 bits): 2a =
+  k ln2 + r exactly by one fma; expm1(r) by Horner steps on pairs down from
+  1/6! (Fast2Sum, fma product errors) below a degree-4 float32 tail (2^-49);
+  N, D = 2^k (1 + expm1(r)) -+ 1 by Fast2Sum, N = expm1(r) itself for k = 0;
+  N times 1/D as a pair, and q + q_lo rounded once.  Checked on every float32
+  input (``benchmarks/vecmath_accuracy.py``): 4 positive inputs, where tanh
+  lies within 1e-7 ulp of a midpoint, came out one ulp off and are corrected
+  from a table (``_TANH32_HARD``); all 2^32 are then correctly rounded.  It
+  costs 2.4x the 1.3-ulp float32 version it replaced (0.42 -> 1.0 ns per
+  element in a loop, AVX-512).
 
 Measured maximum errors against a higher-precision reference (float64 for
 float32, long double for float64), over 1.5e6 uniform points per function in
 the ranges that matter plus the special values (``tests/test_vecmath.py``
-re-measures them on every run and asserts ``MAX_ULP``):
+re-measures them on every run and asserts ``MAX_ULP``; CR: correctly rounded,
+every input checked; against torch on a dense grid:
+``benchmarks/results/vecmath-accuracy.json``):
 
 =======  =============  =============
 func     float32 (ulp)  float64 (ulp)
@@ -41,7 +55,7 @@ func     float32 (ulp)  float64 (ulp)
 exp      0.91           0.85
 expm1    1.38           1.78
 log1p    0.83           0.79
-tanh     1.33           1.32
+tanh     0.50 (CR)      1.32
 log      0.81           0.79
 cossin   --             1.00
 =======  =============  =============
@@ -63,6 +77,7 @@ Special values: NaN -> NaN; exp(+inf) = inf, exp(-inf) = 0; expm1(-inf) = -1;
 log1p(inf) = inf, log1p(-1) = -inf, log1p(u < -1) = NaN; tanh(+-inf) = +-1.
 """
 import math
+from fractions import Fraction
 from typing import NamedTuple
 
 import numba
@@ -76,7 +91,9 @@ from .intrinsics import bits_float, float_bits, fma
 __all__ = ["vexp", "vexpm1", "vlog1p", "vtanh", "vlog", "vcossin_turns", "MAX_ULP"]
 
 #: maximum error in ulp, asserted by tests/test_vecmath.py
-MAX_ULP = {"exp": 1.0, "expm1": 2.0, "log1p": 1.0, "tanh": 1.5, "log": 1.0, "cossin": 1.5}
+#: (float32 tanh is correctly rounded: every float32 input was checked)
+MAX_ULP = {"exp": 1.0, "expm1": 2.0, "log1p": 1.0, "tanh/float32": 0.5, "tanh/float64": 1.5,
+           "log": 1.0, "cossin": 1.5}
 
 f32, f64, i32, i64 = np.float32, np.float64, np.int32, np.int64
 
@@ -164,14 +181,9 @@ _F32 = _Dtype(
     expm1_lo=f32(-30.0), expm1_hi=f32(89.0), expm1_taylor=_taylor(f32, 2, 8),
     log_split=0x3F3504F3, log_atanh=_atanh_series(f32, 4),
     tiny=f32(1.1754943508222875e-38), subnormal_exp=f32(149.0),
-    # tanh(x) = x + x^3 * P(x^2) on |x| < 0.625 (see module docstring).  Not
-    # wider: a degree-7 fit to |x| < 1 measured 1.08 ulp there against 1.3 for
-    # 1 - 2/(e + 2), but was the one 1 ulp off torch at the seed chain's
-    # tanh(0.642015) (0.56626993 vs 0.56627), which the seed test pins.
-    tanh_poly=tuple(f32(c) for c in (
-        -0.3333333317785046, 0.13333304277861624, -0.05395940590835395,
-        0.021769960917308626, -0.008346980494606172, 0.002295841262758343)),
-    tanh_one=f32(10.0),
+    # float32 tanh is correctly rounded by its own algorithm (_tanh_f32), which
+    # needs neither field
+    tanh_poly=(), tanh_one=None,
 )
 
 _F64 = _Dtype(
@@ -381,6 +393,117 @@ def _tanh(d):
     return tanh
 
 
+# ----------------------------------------------------------------------------- float32 tanh
+# Correctly rounded: every float32 input was checked (benchmarks/vecmath_accuracy.py).
+# N/D = expm1(2a)/(expm1(2a) + 2) is carried as float32 pairs (hi + lo, ~48
+# bits), so the one rounding at the end decides the result; float32 only, so
+# the CUDA kernels keep no f64 instruction.
+def _pair(v):
+    """The Fraction ``v`` as a float32 pair: hi = v rounded, lo = v - hi rounded."""
+    hi = f32(float(v))
+    return hi, f32(float(v - Fraction(float(hi))))
+
+
+_LN2 = Fraction("0.69314718055994530941723212145817656807550013436025525412068000949339")
+#: ln2 = hi + lo; hi is a float32 in [1/2, 1), a multiple of 2^-24, so
+#: fma(-k, hi, 2a) is exact (a multiple of 2^-25 below 1/2 in magnitude)
+_TANH32_LN2 = _pair(_LN2)
+#: 1/k!, k = 1..6, as float32 pairs (1 and 1/2 are exact: their lo is 0)
+_TANH32_TAYLOR = tuple(_pair(Fraction(1, math.factorial(k))) for k in range(1, 7))
+#: (expm1(r) - sum_{k<=6} r^k/k!) / r^7 on |r| <= 0.35: a degree-4 least-squares
+#: fit on Chebyshev nodes weighted by r^7 (error of r^7 P(r): 2^-49 against
+#: mpmath; the Taylor tail to r^12 it replaces: 2 fmas more)
+_TANH32_TAIL = tuple(f32(c) for c in (
+    1.9841270113829523e-04, 2.4801563995424658e-05, 2.755727564363042e-06,
+    2.7601532792687067e-07, 2.5098874090190293e-08))
+#: the positive inputs that the pair arithmetic rounds the wrong way, with the
+#: correctly rounded result: tanh(x) lies within 1e-7 ulp of a midpoint there
+#: (mpmath), closer than a float32 pair resolves.  Found by checking every
+#: float32 (benchmarks/vecmath_accuracy.py); as CORE-MATH's exception lists.
+_TANH32_HARD = tuple((f32(float.fromhex(x)), f32(float.fromhex(y))) for x, y in (
+    ("0x1.86fbc4p-10", "0x1.86fbb2p-10"),
+    ("0x1.916c0ap-8", "0x1.916ac2p-8"),
+    ("0x1.9c696p-7", "0x1.9c63cep-7"),
+    ("0x1.f860aap-5", "0x1.f7bdc2p-5")))
+
+
+@numba.njit(inline="always", **_JIT)
+def _pair_horner(ph, pl, r, c):
+    """(ph + pl) * r + c as a float32 pair, for a float r and float c with
+    |c| >= |(ph + pl) * r| (a Taylor series: each term is below the last):
+    the product's rounding error is taken exactly by an fma and the sum's by
+    Fast2Sum; pl's product and the errors are summed in float32."""
+    prod = ph * r
+    low = fma(pl, r, fma(ph, r, -prod))
+    s = c + prod
+    return s, ((c - s) + prod) + low
+
+
+def _tanh_f32():
+    """tanh for float32, correctly rounded (method: module docstring)."""
+    one, zero, clamp = f32(1.0), f32(0.0), f32(9.125)
+    I, log2e, rnd, bias, mant = _F32.itype, _F32.log2e, _F32.round, _F32.bias, _F32.mant
+    ln2_hi, ln2_lo = _TANH32_LN2
+    (c1, _), (c2, _), (c3, c3l), (c4, c4l), (c5, c5l), (c6, c6l) = _TANH32_TAYLOR
+    tail = _TANH32_TAIL
+    (x1, y1), (x2, y2), (x3, y3), (x4, y4) = _TANH32_HARD
+    sign = i32(-2**31)
+
+    def tanh(x):
+        # a beyond 9.0109 rounds to 1; clamped at 9.125 (NaN too: restored at
+        # the end), where 2a < 26.5 ln2 keeps 2^k and k*ln2_hi exact
+        a = abs(x)
+        a = a if a < clamp else clamp
+        t = a + a
+        kf = (t * log2e + rnd) - rnd
+        r = fma(-kf, ln2_hi, t)  # exact, |r| <= 0.35; 2a = k ln2 + r + r_lo
+        r_lo = -kf * ln2_lo  # |r_lo| < 2^-24
+        # expm1(r) = r (1 + r (1/2 + ... r (1/6! + r P(r)))): P in float32, the
+        # six Taylor steps as pairs (a float32 step from 1/6! cost 10 -> 3
+        # wrong roundings in 2^31 inputs, from 1/5! 389)
+        p = _horner(r, tail)
+        prod = p * r
+        ph = c6 + prod
+        pl = ((c6 - ph) + prod) + fma(p, r, -prod)
+        ph, pl = _pair_horner(ph, pl + c6l, r, c5)
+        ph, pl = _pair_horner(ph, pl + c5l, r, c4)
+        ph, pl = _pair_horner(ph, pl + c4l, r, c3)
+        ph, pl = _pair_horner(ph, pl + c3l, r, c2)
+        ph, pl = _pair_horner(ph, pl, r, c1)
+        eh = r * ph
+        el = fma(r, pl, fma(r, ph, -eh))
+        el = el + fma(r_lo, eh, r_lo)  # expm1(r + r_lo) = expm1(r) + r_lo e^r
+        # E = e^(2a) = 2^k (1 + e); D = E + 1 and N = E - 1 by Fast2Sum (E >= 1);
+        # for k = 0, N = e itself, where E - 1 would cancel the low bits
+        n = I(kf)
+        s2k = bits_float(I((n + bias) << mant))
+        hi = one + eh
+        lo = ((one - hi) + eh) + el
+        e_hi = s2k * hi
+        e_lo = s2k * lo
+        d_hi = e_hi + one
+        d_lo = ((e_hi - d_hi) + one) + e_lo
+        n_hi = e_hi - one
+        n_lo = ((e_hi - n_hi) - one) + e_lo
+        n_hi = eh if kf == zero else n_hi
+        n_lo = el if kf == zero else n_lo
+        # N/D: 1/D as a pair (c + c_lo), times N; q_lo is below an ulp of q,
+        # so q + q_lo is the one rounding of the quotient
+        c = one / d_hi
+        c_lo = fma(-c, d_lo, fma(-c, d_hi, one)) * c
+        q = n_hi * c
+        q_lo = fma(n_lo, c, fma(n_hi, c_lo, fma(n_hi, c, -q)))
+        y = q + q_lo
+        y = y1 if a == x1 else y
+        y = y2 if a == x2 else y
+        y = y3 if a == x3 else y
+        y = y4 if a == x4 else y
+        y = bits_float(I(float_bits(y) | (float_bits(x) & sign)))  # -0.0 stays -0.0
+        return y if x == x else x
+
+    return tanh
+
+
 # sin(pi/2 r) = r (S0 + r^2 S(r^2)) and cos(pi/2 r) = C(r^2) for |r| <= 1/2:
 # Taylor coefficients (pi/2)^k / k!, to r^17 and r^18, truncation < 1e-19;
 # S0 = pi/2 is split hi + lo so that the leading term carries no rounding of pi/2
@@ -445,6 +568,6 @@ def _implement(stub, impls):
 _implement(vexp, _per_dtype(_exp))
 _implement(vexpm1, _per_dtype(_expm1))
 _implement(vlog1p, _per_dtype(_log1p))
-_implement(vtanh, _per_dtype(_tanh))
+_implement(vtanh, {types.float32: _tanh_f32(), types.float64: _tanh(_F64)})
 _implement(vlog, _per_dtype(_log))
 _implement(vcossin_turns, {types.float64: _cossin_turns(_F64)})
