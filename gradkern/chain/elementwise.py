@@ -7,7 +7,8 @@ element directly.  Not a depth-1 chain: the chain's ``Linear`` step (``1*x``
 accumulated from +0, :func:`.core.linear`) turns -0.0 into +0.0, so
 ``ReLU(-0.0)`` would come out +0.0 where ``nn.ReLU()(torch.tensor(-0.0))`` is
 -0.0 (and likewise for 11 other activations); here the input reaches the
-activation as it is.  Every other input gives the depth-1 chain's numbers.
+activation as it is.  Every other input gives the depth-1 chain's numbers
+(but for a -0.0 derivative, which the chain's Linear also makes +0.0).
 
 A NaN input gives a NaN derivative, as in the chain: torch's value there
 depends on whether the element took its scalar or its SIMD path (Hardtanh:
