@@ -22,7 +22,8 @@ on every input, and what the correctly rounded float32 tanh costs.
    (the benchmark's inputs), Tanh and Tanhshrink, with BASE's vector math and
    the working tree's compiled side by side in this process; ns per sample.
 
-Writes a short JSON summary to ``--out``.  ``--quick``: every 256th float32
+Writes a short JSON summary to ``--out`` (``--parts`` runs some parts and
+keeps the others from an existing file).  ``--quick``: every 256th float32
 pattern in part 1, a 4x sparser grid, 1e6 samples.
 """
 import argparse
@@ -308,7 +309,7 @@ def _tanh_ops(vtanh):
             "Tanhshrink": (tanhshrink_forward, tanhshrink_backward)}
 
 
-def speed(base_vecmath, n, repeats=7):
+def speed(base_vecmath, n, repeats=15):
     """Part 4: best-of-``repeats`` ns per sample of gk.chain_grad, float32,
     depth 3, with each tree's tanh (alternating, so load drifts hit both)."""
     import gradkern as gk
@@ -334,6 +335,37 @@ def speed(base_vecmath, n, repeats=7):
                     best[tree] = min(best.get(tree, math.inf), time.perf_counter() - t0)
                 finally:
                     cpu.get_kernel = real_get_kernel
+        ns = {t: best[t] / n * 1e9 for t in best}
+        out[act_name] = {"base_ns_per_sample": round(ns["base"], 3),
+                         "new_ns_per_sample": round(ns["new"], 3),
+                         "cost_ns_per_sample": round(ns["new"] - ns["base"], 3),
+                         "ratio": round(ns["new"] / ns["base"], 3)}
+    return out
+
+
+def serial_chain_speed(base_vecmath, n=1 << 20, repeats=15):
+    """ns per sample of the serial chain kernel (one thread: a busy machine
+    disturbs it less), float32, depth 3, weights 1, x ~ 2 N(0, 1)."""
+    import gradkern as gk
+    from gradkern.chain import cpu
+
+    from gradkern._numba import vecmath
+
+    x = (np.random.default_rng(0).standard_normal(n) * 2).astype(np.float32)
+    w = np.ones(3, np.float32)
+    trees = {"base": _tanh_ops(base_vecmath.vtanh), "new": _tanh_ops(vecmath.vtanh)}
+    out = {}
+    for act_name in ("Tanh", "Tanhshrink"):
+        p = gk.activation(act_name).kernel_params(np.float32)
+        res = (np.empty(n, np.float32), np.empty((n, 3), np.float32), np.empty(n, np.float32))
+        kernels = {t: cpu.get_kernel(ops[act_name], parallel=False) for t, ops in trees.items()}
+        best = {}
+        for _ in range(repeats):
+            for tree, kernel in kernels.items():
+                kernel(x[:300], w, p, x[:0], *(r[:300] for r in res), 1)
+                t0 = time.perf_counter()
+                kernel(x, w, p, x[:0], *res, 1)
+                best[tree] = min(best.get(tree, math.inf), time.perf_counter() - t0)
         ns = {t: best[t] / n * 1e9 for t in best}
         out[act_name] = {"base_ns_per_sample": round(ns["base"], 3),
                          "new_ns_per_sample": round(ns["new"], 3),
@@ -379,7 +411,11 @@ def main(argv=None):
     from gradkern._numba import vecmath
 
     base = _load_base_vecmath(_extract(args.base, tempfile.mkdtemp(prefix="gk-base-")))
-    summary = {
+    summary = {}
+    if os.path.exists(args.out):  # the parts not run this time are kept
+        with open(args.out) as f:
+            summary = json.load(f)
+    summary |= {
         "what": "gradkern._numba.vecmath against mpmath (50 digits) and torch's CPU ops; "
                 "float32 tanh on every input; benchmarks/vecmath_accuracy.py",
         "base": args.base, "quick": args.quick, "machine": platform.machine(),
@@ -410,9 +446,12 @@ def main(argv=None):
         n = 1_000_000 if args.quick else 10_000_000
         summary["speed"] = {
             "what": f"gk.chain_grad, float32, N={n:g}, depth 3, weights 1, x ~ 2 N(0, 1), "
-                    f"{numba.get_num_threads()} threads, best of 7, base and new alternating",
+                    f"{numba.get_num_threads()} threads, best of 15, base and new alternating",
+            "load_average_before": round(os.getloadavg()[0], 2),
             "chain": speed(base, n),
-            "tanh_loop_ns_per_element": tanh_loop_speed(base)}
+            "chain_serial_one_thread_n_2e20": serial_chain_speed(base),
+            "tanh_loop_ns_per_element": tanh_loop_speed(base),
+            "load_average_after": round(os.getloadavg()[0], 2)}
         print(json.dumps(summary["speed"], indent=1), flush=True)
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=1)
