@@ -88,12 +88,13 @@ from numba.core.extending import intrinsic, overload
 
 from .intrinsics import bits_float, float_bits, fma
 
-__all__ = ["vexp", "vexpm1", "vlog1p", "vtanh", "vlog", "vcossin_turns", "MAX_ULP"]
+__all__ = ["vexp", "vexpm1", "vlog1p", "vtanh", "vsigmoid", "vlog", "vcossin_turns", "MAX_ULP"]
 
 #: maximum error in ulp, asserted by tests/test_vecmath.py
-#: (float32 tanh is correctly rounded: every float32 input was checked)
+#: (float32 tanh and sigmoid are correctly rounded: every float32 input was checked;
+#: float64 sigmoid is torch's 1/(1 + exp(-x)), 2.14 measured)
 MAX_ULP = {"exp": 1.0, "expm1": 2.0, "log1p": 1.0, "tanh/float32": 0.5, "tanh/float64": 1.5,
-           "log": 1.0, "cossin": 1.5}
+           "log": 1.0, "cossin": 1.5, "sigmoid/float32": 0.5, "sigmoid/float64": 2.5}
 
 f32, f64, i32, i64 = np.float32, np.float64, np.int32, np.int64
 
@@ -115,6 +116,11 @@ def vlog1p(x):
 
 def vtanh(x):
     """tanh(x) (jit-only)."""
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
+
+
+def vsigmoid(x):
+    """1/(1 + exp(-x)) (jit-only)."""
     raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
@@ -439,13 +445,37 @@ def _pair_horner(ph, pl, r, c):
     return s, ((c - s) + prod) + low
 
 
+def _expm1_pair_f32():
+    """expm1(r) for a float32 |r| <= 0.35 as a float32 pair (eh, el), ~2^-48
+    relative: P in float32, the six Taylor steps as pairs."""
+    (c1, _), (c2, _), (c3, c3l), (c4, c4l), (c5, c5l), (c6, c6l) = _TANH32_TAYLOR
+    tail = _TANH32_TAIL
+
+    @numba.njit(inline="always", **_JIT)
+    def expm1_pair(r):
+        p = _horner(r, tail)
+        prod = p * r
+        ph = c6 + prod
+        pl = ((c6 - ph) + prod) + fma(p, r, -prod)
+        ph, pl = _pair_horner(ph, pl + c6l, r, c5)
+        ph, pl = _pair_horner(ph, pl + c5l, r, c4)
+        ph, pl = _pair_horner(ph, pl + c4l, r, c3)
+        ph, pl = _pair_horner(ph, pl + c3l, r, c2)
+        ph, pl = _pair_horner(ph, pl, r, c1)
+        eh = r * ph
+        return eh, fma(r, pl, fma(r, ph, -eh))
+
+    return expm1_pair
+
+
+_expm1_pair = _expm1_pair_f32()
+
+
 def _tanh_f32():
     """tanh for float32, correctly rounded (method: module docstring)."""
     one, zero, clamp = f32(1.0), f32(0.0), f32(9.125)
     I, log2e, rnd, bias, mant = _F32.itype, _F32.log2e, _F32.round, _F32.bias, _F32.mant
     ln2_hi, ln2_lo = _TANH32_LN2
-    (c1, _), (c2, _), (c3, c3l), (c4, c4l), (c5, c5l), (c6, c6l) = _TANH32_TAYLOR
-    tail = _TANH32_TAIL
     (x1, y1), (x2, y2), (x3, y3), (x4, y4) = _TANH32_HARD
     sign = i32(-2**31)
 
@@ -462,17 +492,7 @@ def _tanh_f32():
         # six Taylor steps as pairs (wrong roundings among the 1.3e8 positive
         # inputs 2^-14 .. 9.2 before the table below: 3; with pairs down to 1/5!
         # only, 10; to 1/4!, 389)
-        p = _horner(r, tail)
-        prod = p * r
-        ph = c6 + prod
-        pl = ((c6 - ph) + prod) + fma(p, r, -prod)
-        ph, pl = _pair_horner(ph, pl + c6l, r, c5)
-        ph, pl = _pair_horner(ph, pl + c5l, r, c4)
-        ph, pl = _pair_horner(ph, pl + c4l, r, c3)
-        ph, pl = _pair_horner(ph, pl + c3l, r, c2)
-        ph, pl = _pair_horner(ph, pl, r, c1)
-        eh = r * ph
-        el = fma(r, pl, fma(r, ph, -eh))
+        eh, el = _expm1_pair(r)
         el = el + fma(r_lo, eh, r_lo)  # expm1(r + r_lo) = expm1(r) + r_lo e^r
         # E = e^(2a) = 2^k (1 + e); D = E + 1 and N = E - 1 by Fast2Sum (E >= 1);
         # for k = 0, N = e itself, where E - 1 would cancel the low bits
@@ -503,6 +523,114 @@ def _tanh_f32():
         return y if x == x else x
 
     return tanh
+
+
+# ----------------------------------------------------------------------------- float32 sigmoid
+# Correctly rounded like float32 tanh, from the same pairs.  1/(1 + exp(-x))
+# rounds 1 + e first: 0.51 ulp at x = 0x1.12d3dp+1, where the exact sigmoid
+# lies 0.011 ulp from a midpoint, and 1 - y in Sigmoid's derivative magnified
+# that to 6.7 ulp.
+#: ln2 - hi - lo, rounded: k up to 150 multiplies the pair's 2^-53 error
+_SIGMOID32_LN2_LO2 = f32(float(_LN2 - Fraction(float(_TANH32_LN2[0]))
+                               - Fraction(float(_TANH32_LN2[1]))))
+#: the numerator is scaled by 2^64 so that no pair goes subnormal; the result
+#: is rounded at 2^(64-149), float32's subnormal quantum scaled, and 2^-64 puts
+#: it back exactly
+_SIGMOID32_SCALE = 64
+#: sigmoid(x) = 1/2 + x/4 + x^3 (S0 + S1 x^2) for |x| < 2^-7 (Taylor: -1/48,
+#: 1/480; the x^7 term is below 2^-50 of the result there)
+_SIGMOID32_SMALL = (f32(-1.0 / 48.0), f32(1.0 / 480.0))
+#: the inputs that the pair arithmetic rounds the wrong way, with the
+#: correctly rounded result (mpmath), found by checking every float32
+#: (benchmarks/vecmath_accuracy.py)
+_SIGMOID32_HARD = ()
+
+
+def _sigmoid_f32():
+    """sigmoid for float32, correctly rounded (method: module docstring)."""
+    one, zero, half, quarter = f32(1.0), f32(0.0), f32(0.5), f32(0.25)
+    clamp, small_max = f32(104.0), f32(2.0**-7)
+    I, log2e, rnd, bias, mant = _F32.itype, _F32.log2e, _F32.round, _F32.bias, _F32.mant
+    ln2_hi, ln2_lo = _TANH32_LN2
+    ln2_lo2 = _SIGMOID32_LN2_LO2
+    K = _SIGMOID32_SCALE
+    scale, unscale = f32(2.0**K), f32(2.0**-K)
+    sub_bias = f32(2.0**(K - 126))  # 2^-126 scaled: below it the quantum is 2^(K-149)
+    kd_min = I(-100)
+    s3, s5 = _SIGMOID32_SMALL
+    i_one, i_zero = I(1), I(0)
+
+    def sigmoid(x):
+        # ---- |x| >= 2^-7: N/D, D = 1 + E, E = e^-a = 2^k (1 + expm1(r)), N = 1
+        # for x >= 0 and E for x < 0 (no overflow: E <= 1).  a is clamped at 104
+        # (NaN too: restored at the end), where e^-a < 2^-150 rounds to 0; k >= -150
+        a = abs(x)
+        a = a if a < clamp else clamp
+        t = -a
+        kf = (t * log2e + rnd) - rnd
+        # -a = k ln2 + r + r_lo: k*hi exactly by the fma, k*lo as an exact
+        # product pair, then TwoSum (r can be smaller than k*lo)
+        rh = fma(-kf, ln2_hi, t)
+        p = kf * ln2_lo
+        pe = fma(kf, ln2_lo, -p)
+        r = rh - p
+        bb = r - rh
+        r_lo = ((rh - (r - bb)) + (-p - bb)) - (pe + kf * ln2_lo2)
+        eh, el = _expm1_pair(r)
+        el = el + fma(r_lo, eh, r_lo)
+        hi = one + eh
+        lo = ((one - hi) + eh) + el
+        n = I(kf)
+        # D: below 2^-100, E is far below D's low part; k clamped there keeps
+        # 2^k a normal float32
+        kd = n if n > kd_min else kd_min
+        sd = bits_float(I((kd + bias) << mant))
+        e_hi = sd * hi
+        e_lo = sd * lo
+        d_hi = one + e_hi
+        d_lo = ((one - d_hi) + e_hi) + e_lo
+        sn = bits_float(I((n + K + bias) << mant))
+        neg = x < zero
+        n_hi = sn * hi if neg else scale
+        n_lo = sn * lo if neg else zero
+        c = one / d_hi
+        c_lo = fma(-c, d_lo, fma(-c, d_hi, one)) * c
+        q = n_hi * c
+        q_lo = fma(n_lo, c, fma(n_hi, c_lo, fma(n_hi, c, -q)))
+        # one rounding of q + q_lo; for a subnormal result at its quantum:
+        # adding 2^-126 (scaled) first puts the rounding there
+        b = sub_bias if q < sub_bias else zero
+        s = b + q
+        se = (b - s) + q
+        big = ((s + (se + q_lo)) - b) * unscale
+        # ---- |x| < 2^-7: 1/2 + v, v = x/4 + x^3 S(x^2) rounded to odd (its
+        # bits reach 2^-28 or below, 3 past the result's): 1/2 + x/4 can be a
+        # midpoint exactly (x an odd multiple of 2^-23), and the x^3 term,
+        # lost in a pair's low part, decides it
+        x4 = x * quarter
+        x2 = x * x
+        cub = (x * x2) * fma(x2, s5, s3)
+        v = x4 + cub
+        ve = (x4 - v) + cub
+        vb = float_bits(v)
+        step = i_one if (ve > zero) == (v > zero) else -i_one
+        step = step if ((vb & i_one) == i_zero) & (ve != zero) else i_zero
+        small = half + bits_float(I(vb + step))
+        y = small if a < small_max else big
+        return y if x == x else x
+
+    return sigmoid
+
+
+def _sigmoid(d):
+    """sigmoid for the dtype described by ``d``: 1/(1 + exp(-x)), torch's
+    formula (float64: 0.93 ulp measured)."""
+    one = d.ftype(1.0)
+
+    def sigmoid(x):
+        return one / (one + vexp(-x))
+
+    return sigmoid
 
 
 # sin(pi/2 r) = r (S0 + r^2 S(r^2)) and cos(pi/2 r) = C(r^2) for |r| <= 1/2:
@@ -570,5 +698,6 @@ _implement(vexp, _per_dtype(_exp))
 _implement(vexpm1, _per_dtype(_expm1))
 _implement(vlog1p, _per_dtype(_log1p))
 _implement(vtanh, {types.float32: _tanh_f32(), types.float64: _tanh(_F64)})
+_implement(vsigmoid, {types.float32: _sigmoid_f32(), types.float64: _sigmoid(_F64)})
 _implement(vlog, _per_dtype(_log))
 _implement(vcossin_turns, {types.float64: _cossin_turns(_F64)})
