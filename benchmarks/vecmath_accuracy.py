@@ -137,6 +137,7 @@ def _checker(fn, truth):
         n_wrong = np.zeros(chunks, np.int64)
         n_unsure = np.zeros(chunks, np.int64)
         worst = np.zeros(chunks)
+        worst_at = np.zeros(chunks, np.int64)
         per = (hi - lo + chunks - 1) // chunks
         for c in numba.prange(chunks):
             for i in range(lo + c * per, min(hi, lo + (c + 1) * per), step):
@@ -149,7 +150,9 @@ def _checker(fn, truth):
                 # the ulp of yd's float32 binade (2^-149 below the normals)
                 ulp = 2.0**-149 if ad < 2.0**-126 else math.ldexp(1.0, math.frexp(ad)[1] - 24)
                 err = abs(np.float64(y) - yd) / ulp
-                worst[c] = max(worst[c], err)
+                if err > worst[c]:
+                    worst[c] = err
+                    worst_at[c] = i
                 frac = ad / ulp
                 if abs(frac - math.floor(frac) - 0.5) * ulp < 16 * ad * 2.0**-53:
                     k = n_unsure[c]
@@ -161,7 +164,8 @@ def _checker(fn, truth):
                     if k < wrong.shape[1]:
                         wrong[c, k] = i
                     n_wrong[c] += 1
-        return n_wrong.sum(), n_unsure.sum(), worst.max(), n_unsure.max()
+        at = worst_at[np.argmax(worst)]
+        return n_wrong.sum(), n_unsure.sum(), worst.max(), at, n_unsure.max()
 
     return check
 
@@ -176,7 +180,7 @@ def every_float32(fn, quick, name="tanh"):
     unsure = np.full((256, cap), -1, np.int64)
     step = 256 if quick else 1
     t0 = time.time()
-    n_wrong, n_unsure, worst, most_unsure = check(0, 1 << 32, step, wrong, unsure)
+    n_wrong, n_unsure, worst, worst_at, most_unsure = check(0, 1 << 32, step, wrong, unsure)
     seconds = time.time() - t0
     if most_unsure > cap:
         raise RuntimeError(f"{most_unsure} inputs for mpmath in one chunk: raise cap")
@@ -191,6 +195,7 @@ def every_float32(fn, quick, name="tanh"):
     examples = [float(v).hex() for v in wrong[wrong >= 0].astype(np.uint32).view(np.float32)]
     return {"inputs": (1 << 32) // step, "not_correctly_rounded": int(n_wrong) + len(wrong_unsure),
             "decided_by_mpmath": int(n_unsure), "max_ulp": round(float(worst), 9),
+            "max_ulp_at": float(np.array([worst_at]).astype(np.uint32).view(np.float32)[0]).hex(),
             "examples": (wrong_unsure + examples)[:8] if n_listed + len(wrong_unsure) > 64
             else wrong_unsure + examples, "seconds": round(seconds, 1)}
 

@@ -1,4 +1,4 @@
-r"""Branch-free exp, expm1, log1p and tanh that LLVM can vectorise.
+r"""Branch-free exp, expm1, log1p, tanh and sigmoid that LLVM can vectorise.
 
 Numba lowers ``math.exp`` & co. to one scalar libm call per element (llvmlite
 ships no SVML), which keeps a loop from vectorising: a chain kernel spent ~90%
@@ -11,7 +11,8 @@ exponent bias); Numba freezes a closure's variables as compile-time constants,
 so the float32 and float64 versions compile to the code two hand-written twins
 did (measured: ``benchmarks/vecmath_bits.py``), with no float64 promotion in
 float32 code, and ``overload`` picks one by the argument's type.
-float32 tanh is the exception: its own algorithm, correctly rounded (below).
+float32 tanh and sigmoid are the exceptions: their own algorithm, correctly
+rounded (below).
 
 Method (all: Cody-Waite range reduction with FMA, Horner with FMA):
 
@@ -41,6 +42,21 @@ Method (all: Cody-Waite range reduction with FMA, Horner with FMA):
   from a table (``_TANH32_HARD``); all 2^32 are then correctly rounded.  It
   costs 2.6x the 1.33-ulp float32 version it replaced (0.42 -> 1.06 ns per
   element in a loop, AVX-512; chains: ``benchmarks/results/vecmath-accuracy.json``).
+- ``sigmoid``, float64: 1/(1 + exp(-x)), torch's formula (below x = -709.78
+  exp(-x) overflows and it returns 0, as torch does).
+- ``sigmoid``, float32: correctly rounded, in float32 arithmetic only, from
+  tanh's pairs.  1/(1 + exp(-x)) rounds 1 + e first (0.51 ulp: at x =
+  0x1.12d3dp+1 it rounded the wrong way, and Sigmoid's derivative (1 - y)*y
+  magnified that to 6.7 ulp).  With a = |x| clamped at 104 (e^-a < 2^-150
+  rounds to 0): E = e^-a = 2^k (1 + expm1(r)), -a = k ln2 + r + r_lo with ln2
+  in three parts (k reaches -150); N/D with D = 1 + E, N = 1 for x >= 0 and E
+  below (no overflow), N scaled by 2^64 so no pair goes subnormal; q + q_lo
+  rounded once, for a subnormal result at its quantum (2^-126 added first,
+  scaled), then 2^-64 exactly.  |x| < 2^-7: 1/2 + v, v = x/4 + x^3 (-1/48 +
+  x^2/480) rounded to odd: 1/2 + x/4 is a midpoint exactly for x an odd
+  multiple of 2^-23, and the x^3 term, below a pair's reach there, decides.
+  Checked on every float32 input: all 2^32 correctly rounded (the old form:
+  SIGMOID_OLD_WRONG wrong); it costs SIGMOID_COST.
 
 Measured maximum errors against a higher-precision reference (float64 for
 float32, long double for float64), over 1.5e6 uniform points per function in
@@ -56,6 +72,7 @@ exp      0.91           0.85
 expm1    1.38           1.78
 log1p    0.83           0.79
 tanh     0.50 (CR)      1.32
+sigmoid  0.50 (CR)      2.14
 log      0.81           0.79
 cossin   --             1.00
 =======  =============  =============
@@ -74,7 +91,8 @@ MKL VML_HA (< 1 ulp) for tanh; the parity suite checks that the chains built
 from these are no less accurate than torch's against float64.
 
 Special values: NaN -> NaN; exp(+inf) = inf, exp(-inf) = 0; expm1(-inf) = -1;
-log1p(inf) = inf, log1p(-1) = -inf, log1p(u < -1) = NaN; tanh(+-inf) = +-1.
+log1p(inf) = inf, log1p(-1) = -inf, log1p(u < -1) = NaN; tanh(+-inf) = +-1;
+sigmoid(+inf) = 1, sigmoid(-inf) = 0, sigmoid(-0.0) = 0.5.
 """
 import math
 from fractions import Fraction
@@ -541,9 +559,12 @@ _SIGMOID32_SCALE = 64
 #: 1/480; the x^7 term is below 2^-50 of the result there)
 _SIGMOID32_SMALL = (f32(-1.0 / 48.0), f32(1.0 / 480.0))
 #: the inputs that the pair arithmetic rounds the wrong way, with the
-#: correctly rounded result (mpmath), found by checking every float32
-#: (benchmarks/vecmath_accuracy.py)
-_SIGMOID32_HARD = ()
+#: correctly rounded result: sigmoid(x) lies within 2e-8 ulp of a midpoint
+#: there (mpmath: 1.7e-8, 6.1e-9).  Found by checking every float32
+#: (benchmarks/vecmath_accuracy.py): the only two of 2^32.
+_SIGMOID32_HARD = tuple((f32(float.fromhex(x)), f32(float.fromhex(y))) for x, y in (
+    ("0x1.1bff5ep-2", "0x1.23461ep-1"),
+    ("-0x1.32c9ap-1", "0x1.6b0962p-2")))
 
 
 def _sigmoid_f32():
@@ -559,6 +580,7 @@ def _sigmoid_f32():
     kd_min = I(-100)
     s3, s5 = _SIGMOID32_SMALL
     i_one, i_zero = I(1), I(0)
+    (hard1, hard1_y), (hard2, hard2_y) = _SIGMOID32_HARD
 
     def sigmoid(x):
         # ---- |x| >= 2^-7: N/D, D = 1 + E, E = e^-a = 2^k (1 + expm1(r)), N = 1
@@ -617,6 +639,8 @@ def _sigmoid_f32():
         step = step if ((vb & i_one) == i_zero) & (ve != zero) else i_zero
         small = half + bits_float(I(vb + step))
         y = small if a < small_max else big
+        y = hard1_y if x == hard1 else y
+        y = hard2_y if x == hard2 else y
         return y if x == x else x
 
     return sigmoid
