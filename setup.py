@@ -19,9 +19,12 @@ setup(
         "torch": ["torch==2.13.0"],
         # numba-cuda[cu13] in `test`: the CUDA backend's tests run on its simulator,
         # and its NVVM compiles the real kernels to PTX, with no GPU (CI);
-        # sweeps: KS tests, plots, tables, Dask LocalCluster
-        "test": ["torch==2.13.0", "pytest>=7", "hypothesis>=6", "numba-cuda[cu13]>=0.30",
-                 "scipy>=1.10", "matplotlib>=3.7", "pandas>=2", "dask[distributed]>=2024.1"],
+        # sweeps: KS tests, plots, tables, Dask LocalCluster; mpmath: the accuracy
+        # test's truth (torch pulls it in too, but the test must not rely on that);
+        # expecttest: torch.testing._internal imports it (the OpInfo test)
+        "test": ["torch==2.13.0", "pytest>=7", "hypothesis>=6", "mpmath>=1.3",
+                 "expecttest>=0.3", "numba-cuda[cu13]>=0.30", "scipy>=1.10", "matplotlib>=3.7",
+                 "pandas>=2", "dask[distributed]>=2024.1"],
         "bench": ["torch==2.13.0", "pytest>=7", "pytest-benchmark>=4", "jax[cpu]>=0.4"],
         "cuda": ["numba-cuda[cu13]>=0.30"],
         # gradkern.sweep's optional parts: plots, to_pandas(), --dask

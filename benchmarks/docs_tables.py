@@ -535,6 +535,42 @@ def verify_tolerances():
             "`ACCURACY_FLOOR`).")
 
 
+ACCURACY_COLUMNS = (("forward", "forward"), ("derivative", "derivative"), ("output", "f"),
+                    ("input_grad", "df/dx"), ("dw1", "df/dw1"), ("dw2", "df/dw2"),
+                    ("dw3", "df/dw3"))
+
+
+def _ulps(v):
+    return f"{v:.2f}" if v < 1000 else _sci(v)
+
+
+@region("accuracy-float32")
+def accuracy_float32():
+    """gradkern / torch maximum float32 error in ulps against mpmath, per column;
+    bold where gradkern's exceeds torch's by more than the test's 0.5 ulp."""
+    doc = _load("accuracy-float32.json")
+    head = ["activation", "inputs"] + [name for _, name in ACCURACY_COLUMNS] + [
+        "above max(2x torch, 4 ulp): forward, derivative"]
+    rows = []
+    for label, r in doc["activations"].items():
+        cells = []
+        for key, _ in ACCURACY_COLUMNS:
+            ours, theirs = r[key]["gradkern"], r[key]["torch"]
+            cell = f"{_ulps(ours)} / {_ulps(theirs)}"
+            cells.append(f"**{cell}**" if ours > theirs + 0.5 else cell)
+        above = ", ".join(f"{r[k]['above_pointwise_bound']} ({r[k]['torch_above_pointwise_bound']})"
+                          for k in ("forward", "derivative"))
+        rows.append([label, f"{r['inputs']:,}"] + cells + [above])
+    return (_md_table(head, rows) + "\n\n"
+            f"Each cell: gradkern / torch {doc['torch']}, maximum error in float32 ulps; chain "
+            f"columns at depth {doc['depth']}, weights {doc['weights']}; truth at "
+            f"{doc['truth_bits']} bits (`benchmarks/accuracy_table.py`, "
+            "`benchmarks/results/accuracy-float32.json`, where the input of each maximum is "
+            "recorded). Bold: gradkern's maximum above torch's by more than 0.5 ulp. Last "
+            "column: inputs where gradkern's error exceeds max(2x torch's there, 4 ulp); in "
+            "parentheses, inputs where torch's exceeds max(2x gradkern's, 4 ulp).")
+
+
 @region("vecmath-bounds")
 def vecmath_bounds():
     from gradkern._numba.vecmath import MAX_ULP

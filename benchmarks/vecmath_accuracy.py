@@ -1,30 +1,36 @@
 """Accuracy of gradkern's vector math against mpmath and torch, float32 tanh
-on every input, and what the correctly rounded float32 tanh costs.
+and sigmoid on every input, and what the correctly rounded versions cost.
 
     .venv/bin/python benchmarks/vecmath_accuracy.py [--base COMMIT] [--quick] [--out FILE]
 
-1. ``every_float32``: the working tree's float32 ``vtanh`` (and BASE's) on all
-   2^32 bit patterns but NaNs.  Truth: float64 tanh (glibc; its documented
-   maximum error, 2 float64 ulps, is 2^-28 float32 ulps) decides the correctly
-   rounded float32 wherever it lies more than 16 float64 ulps from a float32
-   midpoint; mpmath (50 digits) decides the few inputs where it does not.
-   Reports the inputs not correctly rounded and the maximum error in ulps.
-2. ``grid``: exp, expm1, log1p, log and tanh, float32 and float64, on a dense
-   grid per function (log-spaced magnitudes of both signs up to the overflow
-   and down through the subnormals, the neighbours of each switch point):
-   gradkern's ``v*`` and torch's CPU op on a contiguous tensor against mpmath
-   (50 digits); maximum error in ulps of the true value's binade.
+1. ``every_float32``, ``every_float32_sigmoid``: the working tree's float32
+   ``vtanh`` / ``vsigmoid`` (and BASE's tanh / ``1/(1 + vexp(-x))``, the
+   sigmoid before) on all 2^32 bit patterns but NaNs.  Truth: float64 tanh
+   (glibc; its documented maximum error, 2 float64 ulps, is 2^-28 float32
+   ulps) or float64 sigmoid (1/(1 + e), e/(1 + e) below 0, e = exp(-|x|):
+   within 3 float64 ulps) decides the correctly rounded float32 wherever it
+   lies more than 16 float64 ulps from a float32 midpoint; mpmath (50 digits)
+   decides the inputs where it does not.  Reports the inputs not correctly
+   rounded and the maximum error in ulps.
+2. ``grid``: exp, expm1, log1p, log, tanh and sigmoid, float32 and float64, on
+   a dense grid per function (log-spaced magnitudes of both signs up to the
+   overflow and down through the subnormals, the neighbours of each switch
+   point): gradkern's ``v*`` and torch's CPU op on a contiguous tensor against
+   mpmath (50 digits); maximum error in ulps of the true value's binade.
 3. ``reported``: Tanh's derivative (1 - y*y from the rounded output, fused as
    torch's build fuses it; truth: 1 - y*y exactly, y the correctly rounded
-   tanh) and Tanhshrink's forward at the inputs where the previous tanh was
-   worst, gradkern against torch, in ulps of the true value.
-4. ``speed``: ``gk.chain_grad`` on 1e7 float32 samples, depth 3, weights 1
-   (the benchmark's inputs), Tanh and Tanhshrink, with BASE's vector math and
-   the working tree's compiled side by side in this process; ns per sample.
+   tanh), Tanhshrink's forward, and Sigmoid's forward and derivative
+   ((1 - y)*y from the rounded output) at the inputs where the previous
+   functions were worst, gradkern against torch, in ulps of the true value.
+4. ``speed``, ``sigmoid_speed``: ``gk.chain_grad`` on 1e7 float32 samples,
+   depth 3, weights 1 (the benchmark's inputs), Tanh and Tanhshrink, resp.
+   Sigmoid, with BASE's vector math (the sigmoid before) and the working
+   tree's compiled side by side in this process; ns per sample.
 
 Writes a short JSON summary to ``--out`` (``--parts`` runs some parts and
-keeps the others from an existing file).  ``--quick``: every 256th float32
-pattern in part 1, a 4x sparser grid, 1e6 samples.
+keeps the others from an existing file; ``--funcs`` limits the grid's
+functions).  ``--quick``: every 256th float32 pattern in part 1, a 4x sparser
+grid, 1e6 samples.
 """
 import argparse
 import json
@@ -43,11 +49,12 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 # of this process's own keeps them out of the shared one
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="gk-accuracy-")
 
-FUNCS = ["exp", "expm1", "log1p", "log", "tanh"]
+FUNCS = ["exp", "expm1", "log1p", "log", "tanh", "sigmoid"]
 #: the float32 inputs where the previous tanh was worst (through Tanh's
 #: derivative, Tanhshrink's forward, a depth-3 chain's df/dw2)
 REPORTED = {"Tanh derivative": "-0x1.77301p+1", "Tanhshrink forward": "0x1.84f5cp-1",
-            "Tanh forward (chain's worst df/dw2)": "-0x1.24d8b6p+2"}
+            "Tanh forward (chain's worst df/dw2)": "-0x1.24d8b6p+2",
+            "Sigmoid forward": "0x1.12d3dp+1", "Sigmoid derivative": "0x1.12d3dp+1"}
 MP_DIGITS = 50
 
 
@@ -91,14 +98,38 @@ def _apply(fn):
 
 
 # ----------------------------------------------------------------------------- 1. every float32
-def _tanh_checker(tanh):
+def _tanh64(x):
+    """float64 tanh (glibc, <= 2 float64 ulps = 2^-28 float32 ulps)."""
+    return math.tanh(x)
+
+
+def _sigmoid64(x):
+    """float64 sigmoid, 1/(1 + e) for x >= 0 and e/(1 + e) below, e = exp(-|x|):
+    with glibc's exp (< 1 ulp) within 3 float64 ulps, 2^-27 float32 ulps."""
+    e = math.exp(-abs(x))
+    return 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
+
+
+#: per function: its float64 truth for part 1 (numba-compiled) and mpmath's
+TRUTH64 = {"tanh": _tanh64, "sigmoid": _sigmoid64}
+
+
+def _mp_sigmoid(x):
+    import mpmath
+
+    return 1 / (1 + mpmath.exp(-x))
+
+
+def _checker(fn, truth):
     """A Numba kernel over float32 bit patterns [lo, hi) (int64 bounds, wrapping
-    to int32): counts of inputs not correctly rounded and of inputs left to
-    mpmath, their patterns (up to ``cap`` each), and the largest error in ulps
-    against the float64 value."""
+    to int32): counts of inputs where ``fn`` is not correctly rounded and of
+    inputs left to mpmath, their patterns (up to ``cap`` each), and the largest
+    error in ulps against the float64 value ``truth`` (both float32 -> float32)."""
     import numba
 
     from gradkern._numba.intrinsics import bits_float
+
+    truth = numba.njit(error_model="numpy")(truth)
 
     @numba.njit(parallel=True, error_model="numpy")
     def check(lo, hi, step, wrong, unsure):
@@ -106,19 +137,22 @@ def _tanh_checker(tanh):
         n_wrong = np.zeros(chunks, np.int64)
         n_unsure = np.zeros(chunks, np.int64)
         worst = np.zeros(chunks)
+        worst_at = np.zeros(chunks, np.int64)
         per = (hi - lo + chunks - 1) // chunks
         for c in numba.prange(chunks):
             for i in range(lo + c * per, min(hi, lo + (c + 1) * per), step):
                 x = bits_float(np.int32(i))
                 if x != x:
                     continue
-                y = tanh(x)
-                yd = math.tanh(np.float64(x))
+                y = fn(x)
+                yd = truth(np.float64(x))
                 ad = abs(yd)
                 # the ulp of yd's float32 binade (2^-149 below the normals)
                 ulp = 2.0**-149 if ad < 2.0**-126 else math.ldexp(1.0, math.frexp(ad)[1] - 24)
                 err = abs(np.float64(y) - yd) / ulp
-                worst[c] = max(worst[c], err)
+                if err > worst[c]:
+                    worst[c] = err
+                    worst_at[c] = i
                 frac = ad / ulp
                 if abs(frac - math.floor(frac) - 0.5) * ulp < 16 * ad * 2.0**-53:
                     k = n_unsure[c]
@@ -130,33 +164,40 @@ def _tanh_checker(tanh):
                     if k < wrong.shape[1]:
                         wrong[c, k] = i
                     n_wrong[c] += 1
-        return n_wrong.sum(), n_unsure.sum(), worst.max()
+        at = worst_at[np.argmax(worst)]
+        return n_wrong.sum(), n_unsure.sum(), worst.max(), at, n_unsure.max()
 
     return check
 
 
-def every_float32(tanh, quick):
-    """Part 1 for one float32 tanh (a jit-only function)."""
+def every_float32(fn, quick, name="tanh"):
+    """Part 1 for one float32 function (a jit-only function) named ``name``
+    (a key of TRUTH64)."""
     mp = _mpmath()
-    check = _tanh_checker(tanh)
-    cap = 64
-    wrong = np.full((256, cap), -1, np.int64)
+    check = _checker(fn, TRUTH64[name])
+    cap = 4096
+    wrong = np.full((256, 64), -1, np.int64)
     unsure = np.full((256, cap), -1, np.int64)
     step = 256 if quick else 1
     t0 = time.time()
-    n_wrong, n_unsure, worst = check(0, 1 << 32, step, wrong, unsure)
+    n_wrong, n_unsure, worst, worst_at, most_unsure = check(0, 1 << 32, step, wrong, unsure)
     seconds = time.time() - t0
-    apply = _apply(tanh)
+    if most_unsure > cap:
+        raise RuntimeError(f"{most_unsure} inputs for mpmath in one chunk: raise cap")
+    apply = _apply(fn)
     listed = unsure[unsure >= 0].astype(np.uint32).view(np.float32)
     got = np.empty_like(listed)
     apply(listed, got)
+    mp_fn = {"tanh": mp.tanh, "sigmoid": _mp_sigmoid}[name]
     wrong_unsure = [float(x).hex() for x, y in zip(listed, got)
-                    if y != _round_to(mp.tanh(mp.mpf(float(x))), np.float32, mp)]
-    n_wrong = int(n_wrong) + len(wrong_unsure)
-    examples = [float(v).hex() for v in wrong[wrong >= 0][:8].astype(np.uint32).view(np.float32)]
-    return {"inputs": (1 << 32) // step, "not_correctly_rounded": n_wrong,
+                    if y != _round_to(mp_fn(mp.mpf(float(x))), np.float32, mp)]
+    n_listed = int((wrong >= 0).sum())
+    examples = [float(v).hex() for v in wrong[wrong >= 0].astype(np.uint32).view(np.float32)]
+    return {"inputs": (1 << 32) // step, "not_correctly_rounded": int(n_wrong) + len(wrong_unsure),
             "decided_by_mpmath": int(n_unsure), "max_ulp": round(float(worst), 9),
-            "examples": (examples + wrong_unsure)[:8], "seconds": round(seconds, 1)}
+            "max_ulp_at": float(np.array([worst_at]).astype(np.uint32).view(np.float32)[0]).hex(),
+            "examples": (wrong_unsure + examples)[:8] if n_listed + len(wrong_unsure) > 64
+            else wrong_unsure + examples, "seconds": round(seconds, 1)}
 
 
 # ----------------------------------------------------------------------------- 2. dense grid
@@ -184,6 +225,12 @@ def grid(name, dtype, n):
         x = np.concatenate([_logspace(tiny, big, n), 1 + _logspace(1e-7, 0.5, n // 4),
                             1 - _logspace(1e-7, 0.5, n // 4)])
         what = f"[{tiny:.3g}, {big:.3g}] log-spaced, 1 +- [1e-7, 0.5] log-spaced"
+    elif name == "sigmoid":
+        # float64 sigmoid is torch's 1/(1 + exp(-x)) in both libraries: below
+        # -709.78 exp(-x) overflows and both return 0 for a subnormal truth
+        top = 110.0 if f32 else 709.0
+        mags = np.concatenate([_logspace(1e-8, top, n), _logspace(tiny, 1e-8, n // 10)])
+        x, what = np.concatenate([mags, -mags]), f"+-[{tiny:.3g}, {top:g}] log-spaced"
     else:
         top = 12.0 if f32 else 22.0
         mags = np.concatenate([_logspace(1e-8, top, n), _logspace(tiny, 1e-8, n // 10)])
@@ -195,11 +242,17 @@ def grid(name, dtype, n):
     edges = [0.625, 9.0109, 9.125, 20.0, 88.7228, 89.0, 709.7827, 710.0, -87.3365, -103.9721,
              -104.0, -30.0, -40.0, -745.1332, -746.0, 1.0, 2.0**-126]
     edges += [(k + 0.5) * math.log(2) / 2 for k in range(27)]
+    # sigmoid's series switch, its reduction steps, where it rounds to 1 and
+    # its results go subnormal (float32), the clamp
+    edges += [2.0**-7, 17.328679, 87.33655, 103.97208, 104.0]
+    edges += [(k + 0.5) * math.log(2) for k in range(26)]
     u = np.uint32 if f32 else np.uint64
     e = np.array(edges + [-v for v in edges], dtype).view(u)
     near = (e[:, None] + np.arange(-64, 65).astype(u)).ravel().view(dtype)
     x = np.unique(np.concatenate([x, near]))
     x = x[np.isfinite(x)]
+    if name == "sigmoid" and not f32:
+        x = x[x > -709.78]  # see above
     return x, what + "; 64 ulps around each switch, clamp and overflow point"
 
 
@@ -207,12 +260,12 @@ def _torch_op(name):
     import torch
 
     return {"exp": torch.exp, "expm1": torch.expm1, "log1p": torch.log1p, "log": torch.log,
-            "tanh": torch.tanh}[name]
+            "tanh": torch.tanh, "sigmoid": torch.sigmoid}[name]
 
 
 def _mp_op(name, mp):
     return {"exp": mp.exp, "expm1": mp.expm1, "log1p": mp.log1p, "log": mp.log,
-            "tanh": mp.tanh}[name]
+            "tanh": mp.tanh, "sigmoid": _mp_sigmoid}[name]
 
 
 def grid_errors(name, dtype, n):
@@ -255,15 +308,28 @@ def reported():
     mp = _mpmath()
     out = {}
     for what, h in REPORTED.items():
-        x = np.array([float.fromhex(h)], np.float32)
+        # 64 copies: torch's vectorised path, as on any real tensor (a
+        # one-element tensor takes its scalar path, which can round otherwise)
+        x = np.full(64, float.fromhex(h), np.float32)
         xt = torch.from_numpy(x.copy()).requires_grad_()
         if what == "Tanhshrink forward":
             ours = gk.activation("Tanhshrink").forward(x)[0]
             theirs = torch.nn.Tanhshrink()(xt).detach().numpy()[0]
             truth = mp.mpf(float(x[0])) - mp.tanh(mp.mpf(float(x[0])))
+        elif what == "Sigmoid forward":
+            ours = gk.activation("Sigmoid").forward(x)[0]
+            theirs = torch.sigmoid(xt).detach().numpy()[0]
+            truth = _mp_sigmoid(mp.mpf(float(x[0])))
+        elif what == "Sigmoid derivative":
+            ours = gk.activation("Sigmoid").derivative(x)[0]
+            torch.sigmoid(xt).sum().backward()
+            theirs = xt.grad.numpy()[0]
+            # torch's convention: (1 - y)*y from the correctly rounded output y
+            y = mp.mpf(float(_round_to(_mp_sigmoid(mp.mpf(float(x[0]))), np.float32, mp)))
+            truth = (1 - y) * y
         elif what == "Tanh derivative":
             ours = gk.activation("Tanh").derivative(x)[0]
-            torch.tanh(xt).backward()
+            torch.tanh(xt).sum().backward()
             theirs = xt.grad.numpy()[0]
             # torch's convention: 1 - y*y from the correctly rounded output y
             y = _round_to(mp.tanh(mp.mpf(float(x[0]))), np.float32, mp)
@@ -309,20 +375,69 @@ def _tanh_ops(vtanh):
             "Tanhshrink": (tanhshrink_forward, tanhshrink_backward)}
 
 
-def speed(base_vecmath, n, repeats=15):
-    """Part 4: best-of-``repeats`` ns per sample of gk.chain_grad, float32,
-    depth 3, with each tree's tanh (alternating, so load drifts hit both)."""
-    import gradkern as gk
-    from gradkern.chain import cpu
+def _sigmoid_ops(base_vecmath):
+    """Sigmoid's (forward, backward) with the sigmoid before (1/(1 + exp(-x))
+    over BASE's exp) and with the working tree's vsigmoid."""
+    import numba
 
     from gradkern._numba import vecmath
 
+    jit = numba.njit(error_model="numpy", forceinline=True)
+    base_exp, new_sigmoid = base_vecmath.vexp, vecmath.vsigmoid
+
+    @jit
+    def base_sigmoid(x):
+        T = type(x)
+        return T(1.0) / (T(1.0) + base_exp(-x))
+
+    @jit
+    def base_forward(x, p):
+        return base_sigmoid(x)
+
+    @jit
+    def new_forward(x, p):
+        return new_sigmoid(x)
+
+    @jit
+    def backward(g, x, y, p):
+        T = type(x)
+        return (g * (T(1.0) - y)) * y
+
+    return ({"base": {"Sigmoid": (base_forward, backward)},
+             "new": {"Sigmoid": (new_forward, backward)}},
+            {"base": base_sigmoid, "new": new_sigmoid})
+
+
+def sigmoid_speed(base_vecmath, n, repeats=15):
+    """Part 4 for Sigmoid: chain_grad, float32, depth 3, ns per sample, the
+    sigmoid before and after alternating; and a loop of the function alone."""
+    trees, plain = _sigmoid_ops(base_vecmath)
+    x = np.random.default_rng(0).uniform(-10, 10, 1 << 20).astype(np.float32)
+    y = np.empty_like(x)
+    loops = {t: _apply(fn) for t, fn in plain.items()}
+    best = {}
+    for _ in range(2 * repeats):
+        for tree, loop in loops.items():
+            loop(x[:64], y[:64])
+            t0 = time.perf_counter()
+            loop(x, y)
+            best[tree] = min(best.get(tree, math.inf), time.perf_counter() - t0)
+    return {"chain": _chain_speed(trees, ("Sigmoid",), n, repeats),
+            "loop_ns_per_element_uniform_-10_10": {t: round(b / x.size * 1e9, 3)
+                                                   for t, b in best.items()}}
+
+
+def _chain_speed(trees, names, n, repeats):
+    """Best-of-``repeats`` ns per sample of gk.chain_grad, float32, depth 3,
+    for each tree's (forward, backward) of each activation in ``names``."""
+    import gradkern as gk
+    from gradkern.chain import cpu
+
     x = (np.random.default_rng(0).standard_normal(n) * 2).astype(np.float32)
     w = np.ones(3, np.float32)
-    trees = {"base": _tanh_ops(base_vecmath.vtanh), "new": _tanh_ops(vecmath.vtanh)}
     real_get_kernel = cpu.get_kernel
     out = {}
-    for act_name in ("Tanh", "Tanhshrink"):
+    for act_name in names:
         act = gk.activation(act_name)
         best = {}
         for _ in range(repeats):
@@ -341,6 +456,15 @@ def speed(base_vecmath, n, repeats=15):
                          "cost_ns_per_sample": round(ns["new"] - ns["base"], 3),
                          "ratio": round(ns["new"] / ns["base"], 3)}
     return out
+
+
+def speed(base_vecmath, n, repeats=15):
+    """Part 4: best-of-``repeats`` ns per sample of gk.chain_grad, float32,
+    depth 3, with each tree's tanh (alternating, so load drifts hit both)."""
+    from gradkern._numba import vecmath
+
+    trees = {"base": _tanh_ops(base_vecmath.vtanh), "new": _tanh_ops(vecmath.vtanh)}
+    return _chain_speed(trees, ("Tanh", "Tanhshrink"), n, repeats)
 
 
 def serial_chain_speed(base_vecmath, n=1 << 20, repeats=15):
@@ -398,7 +522,9 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results",
                                                   "vecmath-accuracy.json"))
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--parts", default="every_float32,grid,reported,speed")
+    ap.add_argument("--parts", default="every_float32,every_float32_sigmoid,grid,reported,"
+                                       "speed,sigmoid_speed")
+    ap.add_argument("--funcs", default=",".join(FUNCS), help="the grid's functions")
     args = ap.parse_args(argv)
     parts = set(args.parts.split(","))
 
@@ -417,7 +543,7 @@ def main(argv=None):
             summary = json.load(f)
     summary |= {
         "what": "gradkern._numba.vecmath against mpmath (50 digits) and torch's CPU ops; "
-                "float32 tanh on every input; benchmarks/vecmath_accuracy.py",
+                "float32 tanh and sigmoid on every input; benchmarks/vecmath_accuracy.py",
         "base": args.base, "quick": args.quick, "machine": platform.machine(),
         "cpu": _cpu_name(), "numba": numba.__version__, "llvmlite": llvmlite.__version__,
         "torch": torch.__version__, "numpy": np.__version__, "gradkern": gradkern.__version__,
@@ -431,10 +557,20 @@ def main(argv=None):
             "new": every_float32(vecmath.vtanh, args.quick),
             "base": every_float32(base.vtanh, args.quick)}
         print(json.dumps(summary["every_float32_tanh"], indent=1), flush=True)
+    if "every_float32_sigmoid" in parts:
+        trees, plain = _sigmoid_ops(base)
+        summary["every_float32_sigmoid"] = {
+            "truth": "float64 sigmoid (1/(1 + e), e/(1 + e) below 0, e = glibc exp(-|x|): within "
+                     "3 float64 ulps) where it is more than 16 float64 ulps from a float32 "
+                     "midpoint; mpmath elsewhere",
+            "base_is": "1/(1 + exp(-x)) over BASE's exp, the float32 sigmoid before",
+            "new": every_float32(vecmath.vsigmoid, args.quick, "sigmoid"),
+            "base": every_float32(plain["base"], args.quick, "sigmoid")}
+        print(json.dumps(summary["every_float32_sigmoid"], indent=1), flush=True)
     if "grid" in parts:
         n = 2500 if args.quick else 10000
-        summary["grid"] = {}
-        for name in FUNCS:
+        summary.setdefault("grid", {})
+        for name in args.funcs.split(","):
             for dt in (np.float32, np.float64):
                 key = f"{name}/{np.dtype(dt).name}"
                 summary["grid"][key] = grid_errors(name, dt, n)
@@ -453,6 +589,16 @@ def main(argv=None):
             "tanh_loop_ns_per_element": tanh_loop_speed(base),
             "load_average_after": round(os.getloadavg()[0], 2)}
         print(json.dumps(summary["speed"], indent=1), flush=True)
+    if "sigmoid_speed" in parts:
+        n = 1_000_000 if args.quick else 10_000_000
+        summary["sigmoid_speed"] = {
+            "what": f"gk.chain_grad, float32, N={n:g}, depth 3, weights 1, x ~ 2 N(0, 1), "
+                    f"{numba.get_num_threads()} threads, best of 15, base (1/(1 + exp(-x))) "
+                    "and new (correctly rounded) alternating; the loop: y[i] = sigmoid(x[i])",
+            "load_average_before": round(os.getloadavg()[0], 2),
+            **sigmoid_speed(base, n),
+            "load_average_after": round(os.getloadavg()[0], 2)}
+        print(json.dumps(summary["sigmoid_speed"], indent=1), flush=True)
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=1)
         f.write("\n")

@@ -1,4 +1,4 @@
-r"""Branch-free exp, expm1, log1p and tanh that LLVM can vectorise.
+r"""Branch-free exp, expm1, log1p, tanh and sigmoid that LLVM can vectorise.
 
 Numba lowers ``math.exp`` & co. to one scalar libm call per element (llvmlite
 ships no SVML), which keeps a loop from vectorising: a chain kernel spent ~90%
@@ -11,7 +11,8 @@ exponent bias); Numba freezes a closure's variables as compile-time constants,
 so the float32 and float64 versions compile to the code two hand-written twins
 did (measured: ``benchmarks/vecmath_bits.py``), with no float64 promotion in
 float32 code, and ``overload`` picks one by the argument's type.
-float32 tanh is the exception: its own algorithm, correctly rounded (below).
+float32 tanh and sigmoid are the exceptions: their own algorithm, correctly
+rounded (below).
 
 Method (all: Cody-Waite range reduction with FMA, Horner with FMA):
 
@@ -41,6 +42,25 @@ Method (all: Cody-Waite range reduction with FMA, Horner with FMA):
   from a table (``_TANH32_HARD``); all 2^32 are then correctly rounded.  It
   costs 2.6x the 1.33-ulp float32 version it replaced (0.42 -> 1.06 ns per
   element in a loop, AVX-512; chains: ``benchmarks/results/vecmath-accuracy.json``).
+- ``sigmoid``, float64: 1/(1 + exp(-x)), torch's formula (below x = -709.78
+  exp(-x) overflows and it returns 0, as torch does).
+- ``sigmoid``, float32: correctly rounded, in float32 arithmetic only, from
+  tanh's pairs.  1/(1 + exp(-x)) rounds 1 + e first (0.51 ulp: at x =
+  0x1.12d3dp+1 it rounded the wrong way, and Sigmoid's derivative (1 - y)*y
+  magnified that to 6.7 ulp).  With a = |x| clamped at 104 (e^-a < 2^-150
+  rounds to 0): E = e^-a = 2^k (1 + expm1(r)), -a = k ln2 + r + r_lo with ln2
+  in three parts (k reaches -150); N/D with D = 1 + E, N = 1 for x >= 0 and E
+  below (no overflow), N scaled by 2^64 so no pair goes subnormal; q + q_lo
+  rounded once, for a subnormal result at its quantum (2^-126 added first,
+  scaled), then 2^-64 exactly.  |x| < 2^-7: 1/2 + v, v = x/4 + x^3 (-1/48 +
+  x^2/480) rounded to odd: 1/2 + x/4 is a midpoint exactly for x an odd
+  multiple of 2^-23, and the x^3 term, below a pair's reach there, decides.
+  Checked on every float32 input (``benchmarks/vecmath_accuracy.py``): 2
+  inputs, within 2e-8 ulp of a midpoint, came out one ulp off and are
+  corrected from a table (``_SIGMOID32_HARD``); all 2^32 are then correctly
+  rounded (the old form: 171,143,074 not).  It costs 5x the old form in a
+  loop (0.24 -> 1.23 ns per element, AVX-512) and Sigmoid's float32 chain
+  (depth 3) 1.80 -> 3.32 ns per sample (``vecmath-accuracy.json``).
 
 Measured maximum errors against a higher-precision reference (float64 for
 float32, long double for float64), over 1.5e6 uniform points per function in
@@ -56,6 +76,7 @@ exp      0.91           0.85
 expm1    1.38           1.78
 log1p    0.83           0.79
 tanh     0.50 (CR)      1.32
+sigmoid  0.50 (CR)      2.14
 log      0.81           0.79
 cossin   --             1.00
 =======  =============  =============
@@ -74,7 +95,8 @@ MKL VML_HA (< 1 ulp) for tanh; the parity suite checks that the chains built
 from these are no less accurate than torch's against float64.
 
 Special values: NaN -> NaN; exp(+inf) = inf, exp(-inf) = 0; expm1(-inf) = -1;
-log1p(inf) = inf, log1p(-1) = -inf, log1p(u < -1) = NaN; tanh(+-inf) = +-1.
+log1p(inf) = inf, log1p(-1) = -inf, log1p(u < -1) = NaN; tanh(+-inf) = +-1;
+sigmoid(+inf) = 1, sigmoid(-inf) = 0, sigmoid(-0.0) = 0.5.
 """
 import math
 from fractions import Fraction
@@ -88,12 +110,13 @@ from numba.core.extending import intrinsic, overload
 
 from .intrinsics import bits_float, float_bits, fma
 
-__all__ = ["vexp", "vexpm1", "vlog1p", "vtanh", "vlog", "vcossin_turns", "MAX_ULP"]
+__all__ = ["vexp", "vexpm1", "vlog1p", "vtanh", "vsigmoid", "vlog", "vcossin_turns", "MAX_ULP"]
 
 #: maximum error in ulp, asserted by tests/test_vecmath.py
-#: (float32 tanh is correctly rounded: every float32 input was checked)
+#: (float32 tanh and sigmoid are correctly rounded: every float32 input was checked;
+#: float64 sigmoid is torch's 1/(1 + exp(-x)), 2.14 measured)
 MAX_ULP = {"exp": 1.0, "expm1": 2.0, "log1p": 1.0, "tanh/float32": 0.5, "tanh/float64": 1.5,
-           "log": 1.0, "cossin": 1.5}
+           "log": 1.0, "cossin": 1.5, "sigmoid/float32": 0.5, "sigmoid/float64": 2.5}
 
 f32, f64, i32, i64 = np.float32, np.float64, np.int32, np.int64
 
@@ -115,6 +138,11 @@ def vlog1p(x):
 
 def vtanh(x):
     """tanh(x) (jit-only)."""
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
+
+
+def vsigmoid(x):
+    """1/(1 + exp(-x)) (jit-only)."""
     raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
 
 
@@ -439,13 +467,37 @@ def _pair_horner(ph, pl, r, c):
     return s, ((c - s) + prod) + low
 
 
+def _expm1_pair_f32():
+    """expm1(r) for a float32 |r| <= 0.35 as a float32 pair (eh, el), ~2^-48
+    relative: P in float32, the six Taylor steps as pairs."""
+    (c1, _), (c2, _), (c3, c3l), (c4, c4l), (c5, c5l), (c6, c6l) = _TANH32_TAYLOR
+    tail = _TANH32_TAIL
+
+    @numba.njit(inline="always", **_JIT)
+    def expm1_pair(r):
+        p = _horner(r, tail)
+        prod = p * r
+        ph = c6 + prod
+        pl = ((c6 - ph) + prod) + fma(p, r, -prod)
+        ph, pl = _pair_horner(ph, pl + c6l, r, c5)
+        ph, pl = _pair_horner(ph, pl + c5l, r, c4)
+        ph, pl = _pair_horner(ph, pl + c4l, r, c3)
+        ph, pl = _pair_horner(ph, pl + c3l, r, c2)
+        ph, pl = _pair_horner(ph, pl, r, c1)
+        eh = r * ph
+        return eh, fma(r, pl, fma(r, ph, -eh))
+
+    return expm1_pair
+
+
+_expm1_pair = _expm1_pair_f32()
+
+
 def _tanh_f32():
     """tanh for float32, correctly rounded (method: module docstring)."""
     one, zero, clamp = f32(1.0), f32(0.0), f32(9.125)
     I, log2e, rnd, bias, mant = _F32.itype, _F32.log2e, _F32.round, _F32.bias, _F32.mant
     ln2_hi, ln2_lo = _TANH32_LN2
-    (c1, _), (c2, _), (c3, c3l), (c4, c4l), (c5, c5l), (c6, c6l) = _TANH32_TAYLOR
-    tail = _TANH32_TAIL
     (x1, y1), (x2, y2), (x3, y3), (x4, y4) = _TANH32_HARD
     sign = i32(-2**31)
 
@@ -462,17 +514,7 @@ def _tanh_f32():
         # six Taylor steps as pairs (wrong roundings among the 1.3e8 positive
         # inputs 2^-14 .. 9.2 before the table below: 3; with pairs down to 1/5!
         # only, 10; to 1/4!, 389)
-        p = _horner(r, tail)
-        prod = p * r
-        ph = c6 + prod
-        pl = ((c6 - ph) + prod) + fma(p, r, -prod)
-        ph, pl = _pair_horner(ph, pl + c6l, r, c5)
-        ph, pl = _pair_horner(ph, pl + c5l, r, c4)
-        ph, pl = _pair_horner(ph, pl + c4l, r, c3)
-        ph, pl = _pair_horner(ph, pl + c3l, r, c2)
-        ph, pl = _pair_horner(ph, pl, r, c1)
-        eh = r * ph
-        el = fma(r, pl, fma(r, ph, -eh))
+        eh, el = _expm1_pair(r)
         el = el + fma(r_lo, eh, r_lo)  # expm1(r + r_lo) = expm1(r) + r_lo e^r
         # E = e^(2a) = 2^k (1 + e); D = E + 1 and N = E - 1 by Fast2Sum (E >= 1);
         # for k = 0, N = e itself, where E - 1 would cancel the low bits
@@ -503,6 +545,121 @@ def _tanh_f32():
         return y if x == x else x
 
     return tanh
+
+
+# ----------------------------------------------------------------------------- float32 sigmoid
+# Correctly rounded like float32 tanh, from the same pairs.  1/(1 + exp(-x))
+# rounds 1 + e first: 0.51 ulp at x = 0x1.12d3dp+1, where the exact sigmoid
+# lies 0.011 ulp from a midpoint, and 1 - y in Sigmoid's derivative magnified
+# that to 6.7 ulp.
+#: ln2 - hi - lo, rounded: k up to 150 multiplies the pair's 2^-53 error
+_SIGMOID32_LN2_LO2 = f32(float(_LN2 - Fraction(float(_TANH32_LN2[0]))
+                               - Fraction(float(_TANH32_LN2[1]))))
+#: the numerator is scaled by 2^64 so that no pair goes subnormal; the result
+#: is rounded at 2^(64-149), float32's subnormal quantum scaled, and 2^-64 puts
+#: it back exactly
+_SIGMOID32_SCALE = 64
+#: sigmoid(x) = 1/2 + x/4 + x^3 (S0 + S1 x^2) for |x| < 2^-7 (Taylor: -1/48,
+#: 1/480; the x^7 term is below 2^-50 of the result there)
+_SIGMOID32_SMALL = (f32(-1.0 / 48.0), f32(1.0 / 480.0))
+#: the inputs that the pair arithmetic rounds the wrong way, with the
+#: correctly rounded result: sigmoid(x) lies within 2e-8 ulp of a midpoint
+#: there (mpmath: 1.7e-8, 6.1e-9).  Found by checking every float32
+#: (benchmarks/vecmath_accuracy.py): the only two of 2^32.
+_SIGMOID32_HARD = tuple((f32(float.fromhex(x)), f32(float.fromhex(y))) for x, y in (
+    ("0x1.1bff5ep-2", "0x1.23461ep-1"),
+    ("-0x1.32c9ap-1", "0x1.6b0962p-2")))
+
+
+def _sigmoid_f32():
+    """sigmoid for float32, correctly rounded (method: module docstring)."""
+    one, zero, half, quarter = f32(1.0), f32(0.0), f32(0.5), f32(0.25)
+    clamp, small_max = f32(104.0), f32(2.0**-7)
+    I, log2e, rnd, bias, mant = _F32.itype, _F32.log2e, _F32.round, _F32.bias, _F32.mant
+    ln2_hi, ln2_lo = _TANH32_LN2
+    ln2_lo2 = _SIGMOID32_LN2_LO2
+    K = _SIGMOID32_SCALE
+    scale, unscale = f32(2.0**K), f32(2.0**-K)
+    sub_bias = f32(2.0**(K - 126))  # 2^-126 scaled: below it the quantum is 2^(K-149)
+    kd_min = I(-100)
+    s3, s5 = _SIGMOID32_SMALL
+    i_one, i_zero = I(1), I(0)
+    (hard1, hard1_y), (hard2, hard2_y) = _SIGMOID32_HARD
+
+    def sigmoid(x):
+        # ---- |x| >= 2^-7: N/D, D = 1 + E, E = e^-a = 2^k (1 + expm1(r)), N = 1
+        # for x >= 0 and E for x < 0 (no overflow: E <= 1).  a is clamped at 104
+        # (NaN too: restored at the end), where e^-a < 2^-150 rounds to 0; k >= -150
+        a = abs(x)
+        a = a if a < clamp else clamp
+        t = -a
+        kf = (t * log2e + rnd) - rnd
+        # -a = k ln2 + r + r_lo: k*hi exactly by the fma, k*lo as an exact
+        # product pair, then TwoSum (r can be smaller than k*lo)
+        rh = fma(-kf, ln2_hi, t)
+        p = kf * ln2_lo
+        pe = fma(kf, ln2_lo, -p)
+        r = rh - p
+        bb = r - rh
+        r_lo = ((rh - (r - bb)) + (-p - bb)) - (pe + kf * ln2_lo2)
+        eh, el = _expm1_pair(r)
+        el = el + fma(r_lo, eh, r_lo)
+        hi = one + eh
+        lo = ((one - hi) + eh) + el
+        n = I(kf)
+        # D: below 2^-100, E is far below D's low part; k clamped there keeps
+        # 2^k a normal float32
+        kd = n if n > kd_min else kd_min
+        sd = bits_float(I((kd + bias) << mant))
+        e_hi = sd * hi
+        e_lo = sd * lo
+        d_hi = one + e_hi
+        d_lo = ((one - d_hi) + e_hi) + e_lo
+        sn = bits_float(I((n + K + bias) << mant))
+        neg = x < zero
+        n_hi = sn * hi if neg else scale
+        n_lo = sn * lo if neg else zero
+        c = one / d_hi
+        c_lo = fma(-c, d_lo, fma(-c, d_hi, one)) * c
+        q = n_hi * c
+        q_lo = fma(n_lo, c, fma(n_hi, c_lo, fma(n_hi, c, -q)))
+        # one rounding of q + q_lo; for a subnormal result at its quantum:
+        # adding 2^-126 (scaled) first puts the rounding there
+        b = sub_bias if q < sub_bias else zero
+        s = b + q
+        se = (b - s) + q
+        big = ((s + (se + q_lo)) - b) * unscale
+        # ---- |x| < 2^-7: 1/2 + v, v = x/4 + x^3 S(x^2) rounded to odd (|v| <
+        # 2^-9: its ulp is at most 2^-33, 8 bits below the result's 2^-25, and
+        # rounding to odd needs 2): 1/2 + x/4 is a midpoint exactly for x an
+        # odd multiple of 2^-23 (2^-24 below 0), and the x^3 term, lost in a
+        # pair's low part, decides it
+        x4 = x * quarter
+        x2 = x * x
+        cub = (x * x2) * fma(x2, s5, s3)
+        v = x4 + cub
+        ve = (x4 - v) + cub
+        vb = float_bits(v)
+        step = i_one if (ve > zero) == (v > zero) else -i_one
+        step = step if ((vb & i_one) == i_zero) & (ve != zero) else i_zero
+        small = half + bits_float(I(vb + step))
+        y = small if a < small_max else big
+        y = hard1_y if x == hard1 else y
+        y = hard2_y if x == hard2 else y
+        return y if x == x else x
+
+    return sigmoid
+
+
+def _sigmoid(d):
+    """sigmoid for the dtype described by ``d``: 1/(1 + exp(-x)), torch's
+    formula (float64: 2.14 ulp measured)."""
+    one = d.ftype(1.0)
+
+    def sigmoid(x):
+        return one / (one + vexp(-x))
+
+    return sigmoid
 
 
 # sin(pi/2 r) = r (S0 + r^2 S(r^2)) and cos(pi/2 r) = C(r^2) for |r| <= 1/2:
@@ -570,6 +727,7 @@ _implement(vexp, _per_dtype(_exp))
 _implement(vexpm1, _per_dtype(_expm1))
 _implement(vlog1p, _per_dtype(_log1p))
 _implement(vtanh, {types.float32: _tanh_f32(), types.float64: _tanh(_F64)})
+_implement(vsigmoid, {types.float32: _sigmoid_f32(), types.float64: _sigmoid(_F64)})
 _implement(vlog, _per_dtype(_log))
 _implement(vcossin_turns, {types.float64: _cossin_turns(_F64)})
 

@@ -92,17 +92,52 @@ class Activation:
         """Inputs at which the derivative is discontinuous (or switches formula)."""
         return tuple(float(k) for k in self.spec.kinks(self.params))
 
-    def forward(self, x):
-        """Elementwise activation of ``x`` (depth-1 chain with weight 1)."""
-        from ..chain import cpu
+    def forward(self, x, *, noise=None, seed=None):
+        """The activation of ``x``, elementwise: what the ``torch.nn`` module
+        gives on the same tensor, sign of zero included (``ReLU(-0.0)`` is -0.0).
 
-        return cpu.chain_grad(x, self, [1.0]).output
+        Parameters
+        ----------
+        x : array_like or tensor, any shape
+            float32 is computed in float32, any other real dtype in float64.
+        noise : array_like, shape of ``x``, optional
+            RReLU in training mode only: the slope of each element (the noise
+            torch recorded, say; used where x <= 0).
+        seed : int, optional
+            RReLU in training mode only: draw the slopes as
+            ``gk.rrelu_slopes(x.size, 1, seed, lower, upper)`` (the slopes of
+            ``chain_grad(x, act, [1.0], seed=seed)``).  With neither, fresh
+            slopes are drawn at every call, as a module in training mode does;
+            pass the same ``seed`` or ``noise`` to :meth:`derivative` for the
+            derivative of the same draw.
 
-    def derivative(self, x):
-        """Elementwise derivative at ``x`` (PyTorch's value at every kink)."""
-        from ..chain import cpu
+        Returns
+        -------
+        numpy.ndarray
+            New array of ``x``'s shape.
 
-        return cpu.chain_grad(x, self, [1.0]).input_grad
+        Notes
+        -----
+        The activation's scalar forward applied to each element, not a chain:
+        ``chain_grad``'s ``Linear`` step turns -0.0 into +0.0 as torch's does,
+        this does not.  Softshrink's zero output is +0.0 everywhere, which is
+        torch's SIMD value (its scalar tail gives -0.0 for x in [-lambd, 0)).
+        """
+        from ..chain import elementwise
+
+        return elementwise.elementwise(x, self, noise=noise, seed=seed)[0]
+
+    def derivative(self, x, *, noise=None, seed=None):
+        """The derivative at ``x``, elementwise: what torch autograd gives for
+        the module on the same tensor, PyTorch's value at every kink.
+
+        Parameters and returns as :meth:`forward`.  At a NaN input the
+        derivative is NaN (torch's there depends on the element's position:
+        Hardtanh gives 1 on its scalar path, 0 on its SIMD path).
+        """
+        from ..chain import elementwise
+
+        return elementwise.elementwise(x, self, noise=noise, seed=seed)[1]
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
