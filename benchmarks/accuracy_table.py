@@ -135,6 +135,46 @@ def _tanhshrink_d(x, y, p):
     return mpmath.tanh(x) ** 2
 
 
+def _gelu(x, p):
+    return x / 2 * (1 + mpmath.erf(x / mpmath.sqrt(2)))
+
+
+def _gelu_d(x, y, p):
+    return (1 + mpmath.erf(x / mpmath.sqrt(2))) / 2 + x * mpmath.npdf(x)
+
+
+#: GELU('tanh')'s constants exact (torch and gradkern both round them to the
+#: dtype, so that rounding is part of both errors)
+_K_BETA, _K_KAPPA = mpmath.sqrt(2 / mpmath.pi), mpmath.mpf("0.044715")
+
+
+def _gelu_tanh(x, p):
+    return x / 2 * (1 + mpmath.tanh(_K_BETA * (x + _K_KAPPA * x ** 3)))
+
+
+def _gelu_tanh_d(x, y, p):
+    t = mpmath.tanh(_K_BETA * (x + _K_KAPPA * x ** 3))
+    return (1 + t) / 2 + x / 2 * (1 - t * t) * _K_BETA * (1 + 3 * _K_KAPPA * x * x)
+
+
+def _silu(x, p):
+    return x / (1 + mpmath.exp(-x))
+
+
+def _silu_d(x, y, p):
+    s = 1 / (1 + mpmath.exp(-x))
+    return s * (1 + x * (1 - s))
+
+
+def _mish(x, p):
+    return x * mpmath.tanh(mpmath.log1p(mpmath.exp(x)))
+
+
+def _mish_d(x, y, p):
+    t = mpmath.tanh(mpmath.log1p(mpmath.exp(x)))
+    return t + x * (1 - t * t) / (1 + mpmath.exp(-x))
+
+
 #: scalar forward's name -> (f(x, p), f'(x, y, p)); y is the correctly rounded
 #: float32 output where the registry says the backward reads it (uses_output)
 TRUTH = {
@@ -145,6 +185,10 @@ TRUTH = {
     "softsign_forward": (_softsign, _softsign_d),
     "tanh_forward": (_tanh, _tanh_d),
     "tanhshrink_forward": (_tanhshrink, _tanhshrink_d),
+    "gelu_forward": (_gelu, _gelu_d),
+    "gelu_tanh_forward": (_gelu_tanh, _gelu_tanh_d),
+    "silu_forward": (_silu, _silu_d),
+    "mish_forward": (_mish, _mish_d),
 }
 
 

@@ -38,8 +38,9 @@ pytestmark = pytest.mark.skipif(
 
 DTYPES = (torch.float32, torch.float64)
 
-#: the OpInfo's positional arguments, by name (PReLU: F.prelu(input, weight))
-POSITIONAL = {"PReLU": ("weight",)}
+#: the OpInfo's positional arguments, by name (PReLU: F.prelu(input, weight),
+#: F.threshold(input, threshold, value))
+POSITIONAL = {"PReLU": ("weight",), "Threshold": ("threshold", "value")}
 
 #: per activation: samples compared, then samples not expressible, by reason,
 #: over sample_inputs + reference_inputs in float32 and float64 (torch 2.13)
@@ -62,6 +63,12 @@ EXPECTED = {
     "Tanh": {"compared": 72},
     "Tanhshrink": {"compared": 84},
     "Hardshrink": {"compared": 102},
+    "GELU": {"compared": 32},
+    "SiLU": {"compared": 84},
+    "Mish": {"compared": 84},
+    "Hardswish": {"compared": 16},
+    "Hardsigmoid": {"compared": 84},
+    "Threshold": {"compared": 90},
 }
 
 

@@ -339,6 +339,10 @@ def gelu_forward(x, p):
     if p[2] != T(0.0):
         h = x * T(0.5)
         y = fma(h, verf(x * p[0]), h)
+        # a zero result (x = +-0, the smallest subnormals, or erf = -1 from
+        # x < -5.9) has x's sign in oneDNN's x*(1 + erf)*0.5; fma's exact
+        # h - h would be +0
+        y = x * T(0.0) if y == T(0.0) else y
         y = x + x if x + x == T(INF) else y  # x*(1 + erf) overflows, as oneDNN's
         return x - x if x == T(INF) else y  # NaN at +inf, as oneDNN's
     return (x * T(0.5)) * (T(1.0) + verf(x * p[0]))
