@@ -196,7 +196,8 @@ def _count(value, what, low=0):
     return value
 
 
-def _float_dtype(dtype):
+def float_dtype(dtype):
+    """``dtype`` as a NumPy float32/float64 dtype; TypeError or ValueError naming it."""
     try:
         if dtype is None:  # np.dtype(None) would be float64
             raise TypeError
@@ -469,7 +470,7 @@ def _draw_layers(setting, n, n_layers, seed, family, start, total, dtype, what):
     if not 1 <= n_layers < 2**32:  # the stream word k is 32 bits
         raise ValueError(f"n_layers must be in [1, 2**32 - 1], got {n_layers}")
     code, p = dist.kernel_params()
-    out = np.empty((n, int(n_layers)), dtype=_float_dtype(dtype))
+    out = np.empty((n, int(n_layers)), dtype=float_dtype(dtype))
     _layers_into(code, p, np.uint64(seed), np.int64(start), np.int64(total), np.uint64(family),
                  out)
     return out
@@ -555,7 +556,7 @@ def draw(dist, n, seed, *, start=0, total=None, dtype=np.float32):
         raise ValueError(f"start + n ({start} + {n}) must be <= total ({total}): a point's "
                          "samples are 0 .. total-1")
     code, p = dist.kernel_params()
-    out = np.empty(n, dtype=_float_dtype(dtype))
+    out = np.empty(n, dtype=float_dtype(dtype))
     _draw_into(code, p, np.uint64(seed), np.int64(start), np.int64(total), out)
     return out
 
@@ -610,7 +611,7 @@ def rrelu_slopes(n, n_layers, seed, lower, upper, *, start=0, dtype=np.float32):
     # the stream word 1 + k is 32 bits
     if not 1 <= n_layers < 2**32 - 1:
         raise ValueError(f"n_layers must be in [1, 2**32 - 2], got {n_layers}")
-    dtype = _float_dtype(dtype)
+    dtype = float_dtype(dtype)
     for key, v in (("lower", lower), ("upper", upper)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
             raise TypeError(f"RReLU: {key} must be a real number, got {type(v).__name__}")

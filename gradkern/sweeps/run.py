@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from ..stream.dists import float_dtype
 from ..stream.philox import split_seed
 from .grid import _is_int, make_grid, parse_samples
 from .layers import n_channels
@@ -40,18 +41,6 @@ def _positive_int(value, what):
     if int(value) < 1:
         raise ValueError(f"{what} must be >= 1, got {value}")
     return int(value)
-
-
-def _sweep_dtype(dtype):
-    try:
-        if dtype is None:  # np.dtype(None) would be float64
-            raise TypeError
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return dt
 
 
 def _check_runs_in(grid, dtype):
@@ -211,7 +200,7 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         ``.rows`` (one per point and layer), ``.points``, ``.histograms``,
         ``.to_pandas()``.
     """
-    dtype = _sweep_dtype(dtype)
+    dtype = float_dtype(dtype)
     seed = split_seed(seed)
     samples = parse_samples(samples)
     chunk_blocks = _positive_int(chunk_blocks, "chunk_blocks")
