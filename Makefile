@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 SEED   ?= 0
 
-.PHONY: run test setup bench verify clean
+.PHONY: run test setup bench verify gpu-check clean
 
 run: $(VENV)/.installed
 	$(BIN)/gradkern vanishing --seed $(SEED)
@@ -24,6 +24,24 @@ bench: $(VENV)/.installed $(VENV)/.bench
 # the bench extra adds JAX (~600 MB); the test run does not need it
 $(VENV)/.bench: setup.py
 	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	touch $@
+
+# One command validates a GPU (docs/gpu.md): build, GPU tests, throughput
+# against the copy bandwidth, torch and native CUDA, sweep samples/s; JSON and
+# a table under benchmarks/results/gpu-check-<device>/.  GPU_PYTHON=python3
+# runs it in an environment that already has numba-cuda, pytest and a CUDA
+# build of torch (no set-up, e.g. a machine without a package registry).
+GPU_CHECK = -m gradkern.bench.gpu_check $(GPU_CHECK_ARGS)
+ifdef GPU_PYTHON
+gpu-check:
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) $(GPU_CHECK)
+else
+gpu-check: $(VENV)/.cuda
+	$(BIN)/python $(GPU_CHECK)
+endif
+
+$(VENV)/.cuda: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[test,cuda]"
 	touch $@
 
 setup: $(VENV)/.installed
