@@ -255,7 +255,8 @@ def _writable_host_view(arr, what):
     would not see."""
     if isinstance(arr, np.ndarray):
         return arr
-    if not (hasattr(arr, "__dlpack__") or hasattr(arr, "__array_interface__")):
+    if not (hasattr(arr, "__dlpack__") or hasattr(arr, "__array_interface__")
+            or _device_memory(arr)):
         raise TypeError(f"{what} must be a numpy array or a host array exporting __dlpack__ "
                         f"or __array_interface__ (a torch CPU tensor, ...), got "
                         f"{type(arr).__name__}")
