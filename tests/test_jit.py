@@ -7,6 +7,7 @@ give ``chain_grad``'s bits, NaN, infinities and signed zeros included.  The
 module is read from the registry, and the examples of docs/jit.md run.
 """
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -164,6 +165,45 @@ def test_user_cuda_kernel_matches_chain_grad_bit_for_bit(label, dtype):
     ref = gk.chain_grad(x, act, W, backend="cuda")
     for got, want in zip((d_y, d_gw, d_gx), ref):
         assert_same_bits(got.copy_to_host(), want)  # NumPy x: NumPy results
+
+
+#: compiles the user's LeakyReLU kernel to sm_90 PTX without a GPU (NVVM only)
+#: and counts its fma instructions, compiled as is and inside
+#: without_fma_contraction(); LeakyReLU has no fma of its own
+PTX_SCRIPT = """
+import json
+from numba import types
+from gradkern import jit as gkjit
+from gradkern.ptx import _compute_capability, nvvm_available, ptx_facts
+from tests.test_jit import make_user_kernel
+
+def fmas(off):
+    kernel = make_user_kernel(*gkjit.LeakyReLU)
+    t = types.float32
+    sig = (t[:], t[:], types.UniTuple(t, 4), t[:], t[:, :], t[:])
+    with _compute_capability((9, 0)):
+        if off:
+            with gkjit.without_fma_contraction():
+                kernel.compile(sig)
+        else:
+            kernel.compile(sig)
+    return ptx_facts(kernel.overloads[sig]._codelibrary.get_asm_str(cc=(9, 0, "a")))["fma"]
+
+print(json.dumps({"default": fmas(False), "off": fmas(True)} if nvvm_available() else None))
+"""
+
+
+@pytest.mark.skipif(cuda is None, reason="numba-cuda (the `cuda` extra) not installed")
+def test_without_fma_contraction_reaches_a_users_kernel():
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", PTX_SCRIPT], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    fmas = json.loads(out.stdout.strip().splitlines()[-1])
+    if fmas is None:
+        pytest.skip("NVVM not available")
+    # NVVM's default fuses linear's w*a + 0 (keeping a -0.0 torch's matmul drops)
+    assert fmas["default"] > 0 and fmas["off"] == 0, fmas
 
 
 # -- the module --------------------------------------------------------------------------
