@@ -6,6 +6,12 @@ CPU, the GPU and the native libraries: float32 stays float32 and float64
 stays float64 (by kind and size, either byte order), any other real dtype is
 computed in float64, bad input is a ValueError or TypeError naming the
 argument, and no output array may overlap anything the caller passed.
+
+Arrays of other libraries are read in place: through ``__dlpack__`` first
+(the array API's interchange: torch, JAX, NumPy >= 1.22), else
+``__array_interface__``; ``out=`` arrays are written through the same views.
+Device memory is refused here by name (the cuda backend reads it, :mod:`.cuda`):
+copying it to the host behind the caller's back would hide a transfer.
 """
 import os
 from typing import NamedTuple
@@ -88,7 +94,7 @@ def _from_dlpack(value, what):
 def _host_view(value, what):
     """``value`` as a NumPy array over the caller's memory where it is one
     (NumPy arrays, ``__dlpack__`` and ``__array_interface__`` exporters: torch
-    and JAX CPU arrays, CuPy host arrays, NumPy >= 1.22); other array-likes
+    and JAX CPU arrays, NumPy >= 1.22's own); other array-likes
     (lists, scalars) converted.  TypeError for device memory: the CPU cannot
     read it, and copying it to the host behind the caller's back would hide a
     device-to-host transfer."""
