@@ -24,8 +24,7 @@ import os
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from .arrays import (HOST_DEVICES, ChainGrad, prepare_bias_grads, prepare_inputs, prepare_noise,
-                     prepare_out)
+from .arrays import ChainGrad, prepare_bias_grads, prepare_inputs, prepare_noise, prepare_out
 from .layers import layer_plan, prepare_biases
 
 __all__ = ["chain_grad", "gpu_usable", "is_device_array", "CudaUnavailableError", "GPUOutOfMemoryError",
