@@ -10,12 +10,13 @@ from .errors import (BackendUnavailableError, GradkernWarning, KernelCacheWarnin
                      ManifestMismatch, SweepDirectoryError, SweepDirectoryWarning,
                      TaskTimeoutError)
 from .stream.dists import Dist, draw, draw_biases, draw_weights, rrelu_slopes
+from . import jit  # the scalar math for users' own njit/cuda.jit code: numba only
 from .sweeps import SweepResult, load as load_sweep, sweep
 
 __version__ = "0.1.0"
 __all__ = ["ACTIVATIONS", "Activation", "activation", "ChainGrad", "chain_grad", "BACKENDS",
            "reference", "sweep", "SweepResult", "load_sweep", "Dist", "draw", "rrelu_slopes",
-           "draw_weights", "draw_biases", "meanfield",
+           "draw_weights", "draw_biases", "meanfield", "jit",
            "BackendUnavailableError", "SweepDirectoryError", "ManifestMismatch",
            "TaskTimeoutError", "GradkernWarning", "KernelCacheWarning", "SweepDirectoryWarning"]
 

@@ -24,7 +24,9 @@ def chain_grad(x, activation, weights, *, biases=None, backend="cpu", out=None, 
         Scalar inputs.  float32 in -> float32 out, float64 -> float64 (either
         byte order); any other real dtype (ints, float16) is converted to
         float64.  May be empty or non-contiguous; it is never modified.  Not
-        a numpy masked array (TypeError: the mask would be ignored).
+        a numpy masked array (TypeError: the mask would be ignored).  Torch
+        and JAX CPU arrays (any host ``__dlpack__`` exporter) are read without
+        a copy, and ``out=`` may be torch CPU tensors, written in place.
     activation : Activation, str, torch.nn.Module, or a sequence of L of them
         The activation after every layer: ``gradkern.activation(...)``, a
         ``torch.nn`` class name (case-insensitive), or a torch.nn activation

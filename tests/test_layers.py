@@ -21,7 +21,7 @@ LAYERS = [
     {"stream"},  # the counter-based random numbers (sweep inputs, RReLU slopes)
     {"chain"},  # the chain rule's kernels and backends: no activation by name
     {"activations"},  # the registry and the math
-    {"api"},  # gradkern.chain_grad
+    {"api", "jit"},  # gradkern.chain_grad; the scalar math for users' compiled code
     {"sweeps", "__init__"},
     {"reference", "verify", "ptx", "bench", "experiments", "plots", "mean_field"},
     {"cli", "__main__"},

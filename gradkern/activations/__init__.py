@@ -66,13 +66,38 @@ class Activation:
         return self.name
 
     def kernel_params(self, dtype):
-        """The kernel's 4-tuple of parameters, rounded to ``dtype``.
+        """The parameter tuple ``p`` of the scalar functions, rounded to ``dtype``.
 
-        Raises ValueError when one is not finite in ``dtype`` (e.g.
-        ``LeakyReLU(negative_slope=1e300)`` in float32), as torch refuses such a
-        parameter ("value cannot be converted to type float without overflow").
+        What gradkern's kernels pass to ``forward(x, p)`` and
+        ``backward(g, x, y, p)`` (:mod:`gradkern.jit`), built from this
+        activation's parameters as torch rounds them (``param.to<scalar_t>()``).
+
+        Parameters
+        ----------
+        dtype : numpy dtype or str
+            float32 or float64: the dtype of the ``x`` the functions get.
+
+        Returns
+        -------
+        tuple of 4 ``dtype`` scalars
+            Always four, unused slots 0 (Numba types it as ``UniTuple(dtype, 4)``,
+            one compiled function per dtype whatever the activation).  The
+            meaning of each slot is the activation's own (ELU: ``(alpha,
+            1, 1, 1)``; Hardtanh: ``(min_val, max_val, 0, 0)``); only RReLU in
+            training mode asks its user to change one: slot 0 is the negative
+            slope drawn per sample (here the eval slope ``(lower + upper) / 2``).
+
+        Raises
+        ------
+        TypeError
+            ``dtype`` is not float32 or float64.
+        ValueError
+            A parameter is not finite in ``dtype`` (e.g.
+            ``LeakyReLU(negative_slope=1e300)`` in float32), as torch refuses
+            such a parameter ("value cannot be converted to type float without
+            overflow").
         """
-        dtype = np.dtype(dtype)
+        dtype = _kernel_dtype(dtype)
         with np.errstate(over="ignore"):  # an overflow is reported below, by name
             values = self.spec.kernel_params(self.params, dtype)
         for i, v in enumerate(values):
@@ -151,6 +176,18 @@ class Activation:
 
     def __hash__(self):
         return hash((self.name, tuple(self.params.items())))
+
+
+def _kernel_dtype(dtype):
+    """float32 or float64 (native order) from anything NumPy reads as one of
+    them (``np.float32``, ``"float64"``, ``">f4"``); else TypeError."""
+    try:
+        out = None if dtype is None else np.dtype(dtype)  # np.dtype(None) is float64
+    except TypeError:
+        out = None
+    if out is None or out.kind != "f" or out.itemsize not in (4, 8):
+        raise TypeError(f"dtype must be float32 or float64 (the kernels' dtypes), got {dtype!r}")
+    return out.newbyteorder("=")
 
 
 def _check_param(spec, key, value, default):

@@ -6,6 +6,12 @@ CPU, the GPU and the native libraries: float32 stays float32 and float64
 stays float64 (by kind and size, either byte order), any other real dtype is
 computed in float64, bad input is a ValueError or TypeError naming the
 argument, and no output array may overlap anything the caller passed.
+
+Arrays of other libraries are read in place: through ``__dlpack__`` first
+(the array API's interchange: torch, JAX, NumPy >= 1.22), else
+``__array_interface__``; ``out=`` arrays are written through the same views.
+Device memory is refused here by name (the cuda backend reads it, :mod:`.cuda`):
+copying it to the host behind the caller's back would hide a transfer.
 """
 import os
 from typing import NamedTuple
@@ -49,16 +55,69 @@ def _is_torch_tensor(value):
     return hasattr(value, "detach") and hasattr(value, "cpu")
 
 
+#: DLPack device types (dlpack.h's DLDeviceType) whose memory the host reads:
+#: kDLCPU, kDLCUDAHost (pinned), kDLROCMHost, kDLCUDAManaged
+HOST_DEVICES = frozenset({1, 3, 11, 13})
+_DEVICE_NAMES = {2: "CUDA", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI", 10: "ROCm",
+                 12: "ext_dev", 14: "oneAPI", 15: "WebGPU", 16: "Hexagon", 17: "MAIA"}
+
+
+def _device_memory(value):
+    """A description of the device memory ``value`` lives in ("CUDA device 0"),
+    or None for host memory and for objects that say nothing."""
+    if hasattr(value, "__cuda_array_interface__"):
+        return "CUDA device (it has __cuda_array_interface__)"
+    if hasattr(value, "__dlpack_device__"):
+        try:
+            kind, index = value.__dlpack_device__()
+        except Exception:  # torch's meta tensors, say: np.from_dlpack will tell
+            return None
+        if int(kind) not in HOST_DEVICES:
+            return f"{_DEVICE_NAMES.get(int(kind), f'DLPack type {int(kind)}')} device {index}"
+    return None
+
+
+def _from_dlpack(value, what):
+    """NumPy's zero-copy view of a host array exported through ``__dlpack__``."""
+    if _is_torch_tensor(value):
+        value = value.detach()  # a tensor that requires grad refuses export, not its data
+    try:
+        return np.from_dlpack(value)
+    except BufferError as exc:  # strides NumPy cannot express, an export refused
+        raise ValueError(f"{what}: its DLPack export cannot be read ({exc}); pass a "
+                         "contiguous array") from None
+    except Exception as exc:  # a dtype NumPy lacks (bfloat16), ...
+        raise TypeError(f"{what}: its DLPack export cannot be read as a NumPy array "
+                        f"({type(exc).__name__}: {exc})") from None
+
+
+def _host_view(value, what):
+    """``value`` as a NumPy array over the caller's memory where it is one
+    (NumPy arrays, ``__dlpack__`` and ``__array_interface__`` exporters: torch
+    and JAX CPU arrays, NumPy >= 1.22's own); other array-likes
+    (lists, scalars) converted.  TypeError for device memory: the CPU cannot
+    read it, and copying it to the host behind the caller's back would hide a
+    device-to-host transfer."""
+    if isinstance(value, np.ndarray):
+        return value
+    device = _device_memory(value)
+    if device is not None:
+        raise TypeError(f"{what} lives in {device} memory, which the CPU cannot read: use "
+                        "backend='cuda', or copy it to the host first (x.cpu(), "
+                        "cupy.asnumpy(x), ...)")
+    if hasattr(value, "__dlpack__"):
+        return _from_dlpack(value, what)
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{what} must be array-like of real numbers: {exc}") from None
+
+
 def _as_real_array(value, what):
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{what} is a numpy masked array, and gradkern would ignore its mask: "
                         f"pass {what}.compressed() or {what}.filled(value) instead")
-    if _is_torch_tensor(value):
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{what} must be array-like of real numbers: {exc}") from None
+    arr = _host_view(value, what)
     if arr.dtype.kind not in "fiu":
         raise TypeError(
             f"{what} must hold real numbers (float or int; integers beyond 64 bits are not "
@@ -140,13 +199,14 @@ def _host_memory(value):
     there is none to overlap (lists, scalars, device arrays)."""
     if isinstance(value, np.ndarray):
         return value
+    if not (hasattr(value, "__dlpack__") or hasattr(value, "__array_interface__")):
+        try:
+            return np.asarray(memoryview(value))  # bytearray, array.array, ...
+        except Exception:
+            return None
     try:
-        if _is_torch_tensor(value):
-            return value.detach().numpy() if value.device.type == "cpu" else None
-        if hasattr(value, "__array_interface__"):
-            return np.asarray(value)
-        return np.asarray(memoryview(value))  # bytearray, array.array, ...
-    except Exception:
+        return _host_view(value, "value")
+    except (TypeError, ValueError):
         return None
 
 
@@ -178,20 +238,39 @@ def prepare_out(out, n, n_layers, dtype, inputs):
 
 
 def _out_array(name, arr, shape, dtype):
+    what = f"out.{name}"
     if isinstance(arr, np.ma.MaskedArray):
-        raise TypeError(f"out.{name} is a numpy masked array, and gradkern would ignore its "
+        raise TypeError(f"{what} is a numpy masked array, and gradkern would ignore its "
                         "mask: pass a plain numpy array")
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"out.{name} must be a numpy array, got {type(arr).__name__}")
+    arr = _writable_host_view(arr, what)
     if arr.shape != shape or arr.dtype != dtype:
         raise ValueError(
-            f"out.{name} must have shape {shape} and dtype {dtype}, "
+            f"{what} must have shape {shape} and dtype {dtype}, "
             f"got {arr.shape} {arr.dtype}"
         )
     if not arr.flags.writeable:
-        raise ValueError(f"out.{name} is read-only")
+        raise ValueError(f"{what} is read-only")
     # other ndarray subclasses (np.memmap, ...) are written through a plain view
     return arr if type(arr) is np.ndarray else arr.view(np.ndarray)
+
+
+def _writable_host_view(arr, what):
+    """A NumPy view of the caller's ``out`` array, written in place: a NumPy
+    array, or a host array exporting ``__dlpack__`` or ``__array_interface__``
+    (a torch CPU tensor, say); never a converted copy, whose results the caller
+    would not see."""
+    if isinstance(arr, np.ndarray):
+        return arr
+    if not (hasattr(arr, "__dlpack__") or hasattr(arr, "__array_interface__")
+            or _device_memory(arr)):
+        raise TypeError(f"{what} must be a numpy array or a host array exporting __dlpack__ "
+                        f"or __array_interface__ (a torch CPU tensor, ...), got "
+                        f"{type(arr).__name__}")
+    if getattr(arr, "requires_grad", False):
+        raise ValueError(f"{what} is a tensor that requires grad: writing into it would "
+                         "bypass autograd (torch refuses in-place writes to it too); pass "
+                         "the tensor's .detach() to write into its memory")
+    return _host_view(arr, what)
 
 
 def prepare_bias_grads(out, res, n, n_layers, dtype, inputs):

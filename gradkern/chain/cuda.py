@@ -2,12 +2,15 @@
 
 Two paths, chosen by where ``x`` lives:
 
-- **device arrays** (anything with ``__cuda_array_interface__``: numba device
-  arrays, CuPy arrays, torch CUDA tensors): no host copy of x or of the
-  results; the results are numba device arrays (or the caller's ``out=``
-  arrays), which CuPy and torch take without a copy too
-  (``cupy.asarray(r)``, ``torch.as_tensor(r, device="cuda")``).  The launch
-  is asynchronous on ``stream``.
+- **device arrays** (anything exporting ``__dlpack__`` on a CUDA device or
+  ``__cuda_array_interface__``: numba device arrays, CuPy arrays, torch and
+  JAX CUDA arrays): no host copy of x or of the results.  DLPack is asked
+  first, with ``stream`` as the consumer stream, so the producer orders its
+  pending work before the launch (the protocol's handshake).  The results are
+  numba device arrays that also export ``__dlpack__`` (:func:`exporting`), or
+  the caller's ``out=`` arrays, which CuPy, torch and JAX take without a copy
+  (``torch.from_dlpack(r)``, ``cupy.from_dlpack(r)``).  The launch is
+  asynchronous on ``stream``.
 - **NumPy arrays**: copied to the device in chunks that fit the free device
   memory (:data:`CHUNK_SAMPLES` overrides the size), computed, copied back
   into NumPy results; returns when they are filled.  Each sample's result
@@ -25,7 +28,7 @@ from .arrays import ChainGrad, prepare_bias_grads, prepare_inputs, prepare_noise
 from .layers import layer_plan, prepare_biases
 
 __all__ = ["chain_grad", "gpu_usable", "is_device_array", "CudaUnavailableError", "GPUOutOfMemoryError",
-           "CHUNK_SAMPLES", "chunk_samples"]
+           "CHUNK_SAMPLES", "chunk_samples", "exporting", "DLPackExport"]
 
 #: Samples per host->device chunk; None sizes chunks from the free device memory.
 CHUNK_SAMPLES = None
@@ -179,23 +182,166 @@ def _sim_stream(cuda, stream):
 
 # -- device arrays in, device arrays out --------------------------------------
 
+#: DLPack device types of GPU memory this backend reads in place (dlpack.h):
+#: kDLCUDA, kDLCUDAManaged.  Pinned host memory (kDLCUDAHost) is a host array.
+CUDA_DEVICES = frozenset({2, 13})
+
+
 def is_device_array(obj):
     """True for arrays in GPU memory: ``__cuda_array_interface__`` (CuPy, torch,
-    numba) or a numba (or simulator) device array."""
-    return hasattr(obj, "__cuda_array_interface__") or bool(getattr(obj, "__cuda_ndarray__", False))
+    numba), a numba (or simulator) device array, or a ``__dlpack__`` exporter
+    whose ``__dlpack_device__`` is CUDA (JAX, torch, CuPy)."""
+    if hasattr(obj, "__cuda_array_interface__") or getattr(obj, "__cuda_ndarray__", False):
+        return True
+    return _dlpack_device_type(obj) in CUDA_DEVICES
 
 
-def _device_array(cuda, obj, what):
+def _dlpack_device_type(obj):
+    if not hasattr(obj, "__dlpack__") or not hasattr(obj, "__dlpack_device__"):
+        return None
+    try:
+        return int(obj.__dlpack_device__()[0])
+    except Exception:
+        return None
+
+
+def _device_array(cuda, obj, what, stream=0):
+    """A numba device array over ``obj``'s memory, no copy: numba's own as it
+    is, then DLPack (the producer orders its work before ``stream``), then
+    ``__cuda_array_interface__``."""
     if getattr(obj, "__cuda_ndarray__", False):
         return obj  # numba's own (or the simulator's) device array
+    if _dlpack_device_type(obj) in CUDA_DEVICES:
+        return _from_dlpack(cuda, obj, what, stream)
     try:
         return cuda.as_cuda_array(obj)
     except Exception as exc:
         raise TypeError(f"{what}: not a usable CUDA array ({exc})") from None
 
 
+def _from_dlpack(cuda, obj, what, stream):
+    # cuda.core (a numba-cuda dependency) calls obj.__dlpack__(stream=...) and
+    # reads the capsule; numba then wraps the pointer, keeping the view alive
+    try:
+        from cuda.core.utils import StridedMemoryView
+
+        view = StridedMemoryView.from_dlpack(obj, stream_ptr=_dlpack_stream(stream))
+        dtype = np.dtype(view.dtype)
+        strides = None if view.strides is None else tuple(
+            s * dtype.itemsize for s in view.strides)
+        desc = {"shape": tuple(view.shape), "strides": strides, "typestr": dtype.str,
+                "data": (view.ptr, bool(view.readonly)), "version": 3}
+        d = cuda.from_cuda_array_interface(desc, owner=view, sync=False)
+    except Exception as exc:
+        raise TypeError(f"{what}: its DLPack export cannot be read on the GPU "
+                        f"({type(exc).__name__}: {exc})") from None
+    d.gradkern_read_only = bool(view.readonly)  # numba's interface drops the flag
+    return d
+
+
+def _dlpack_stream(stream):
+    """The DLPack ``stream`` integer of a numba stream (0: numba's default)."""
+    handle = int(getattr(stream, "handle", stream) or 0)
+    if handle == 0:  # DLPack's codes: 1 legacy default, 2 per-thread default
+        from numba.cuda.core import config
+
+        return 2 if config.CUDA_PER_THREAD_DEFAULT_STREAM else 1
+    return handle
+
+
+# -- results that export DLPack -----------------------------------------------
+
+class DLPackExport:
+    """The DLPack protocol for gradkern's result device arrays.
+
+    Mixed into numba's device array class (:func:`exporting`): the arrays keep
+    ``__cuda_array_interface__`` and everything numba offers, and gain
+    ``__dlpack__``/``__dlpack_device__``, so ``torch.from_dlpack(r)``,
+    ``cupy.from_dlpack(r)`` and ``jax.dlpack.from_dlpack(r)`` take them
+    without a copy.  ``stream`` follows the protocol: the consumer's stream
+    (None or 1: the legacy default stream, 2: the per-thread default stream,
+    > 2: a handle; -1: no ordering); the consumer's later work waits for the
+    stream these results were computed on (an event, no host synchronisation).
+    On numba-cuda's simulator the memory is the host's: the device is kDLCPU.
+    """
+
+    def __dlpack_device__(self):
+        if _simulated():
+            return (1, 0)  # kDLCPU: the simulator's arrays are NumPy arrays
+        return tuple(self._view().__dlpack_device__())
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        consumer = _check_consumer_stream(stream)
+        if copy:
+            raise BufferError("copy=True: gradkern's device arrays export their memory, "
+                              "never a copy")
+        if dl_device is not None and tuple(dl_device) != tuple(self.__dlpack_device__()):
+            raise BufferError(f"dl_device={tuple(dl_device)}: the array is on "
+                              f"{tuple(self.__dlpack_device__())}")
+        if _simulated():
+            return self._ary.__dlpack__(max_version=max_version)
+        if consumer != -1:
+            _order_after(self.stream, consumer)
+        return self._view().__dlpack__(stream=-1, max_version=max_version)
+
+    def _view(self):
+        from cuda.core.utils import StridedMemoryView
+
+        try:
+            return StridedMemoryView.from_cuda_array_interface(self, stream_ptr=-1)
+        except AttributeError as exc:  # a cuda-core too old to export
+            raise BufferError(f"DLPack export needs cuda-core's StridedMemoryView ({exc}); "
+                              "__cuda_array_interface__ still works") from None
+
+
+def _check_consumer_stream(stream):
+    if stream is None:
+        return 1  # the protocol: None means the legacy default stream
+    if isinstance(stream, bool) or not isinstance(stream, (int, np.integer)):
+        raise TypeError(f"stream must be None or an int (DLPack), got {type(stream).__name__}")
+    stream = int(stream)
+    if stream == 0 or stream < -1:
+        raise ValueError(f"stream={stream}: DLPack takes -1 (no ordering), 1 (legacy default "
+                         "stream), 2 (per-thread default stream) or a stream handle; 0 is "
+                         "ambiguous and disallowed")
+    return stream
+
+
+def _order_after(producer, consumer):
+    """Work later queued on the ``consumer`` stream (a DLPack integer) waits
+    for what ``producer`` (a numba stream, or 0) has queued so far."""
+    cuda = _cuda()
+    if consumer == _dlpack_stream(producer):
+        return  # one stream: already in order
+    event = cuda.event(timing=False)
+    event.record(producer)
+    event.wait(cuda.external_stream(consumer))
+
+
+_EXPORTING = {}
+
+
+def exporting(cuda, d):
+    """The device array ``d`` (numba's, or the simulator's) as one that also
+    exports ``__dlpack__``: the same memory, shape, strides and stream."""
+    base = type(d)
+    cls = _EXPORTING.get(base)
+    if cls is None:
+        # the mixin first, so that its __dlpack__ wins over the simulator's
+        # pass-through to the wrapped NumPy array
+        cls = _EXPORTING[base] = type("DeviceArray", (DLPackExport, base),
+                                      {"__module__": __name__, "__doc__": DLPackExport.__doc__})
+    if _simulated():
+        return cls(d._ary, stream=d.stream)
+    return cls(d.shape, d.strides, d.dtype, stream=d.stream, gpu_data=d.gpu_data)
+
+
+def _new_device_array(cuda, shape, dtype, stream):
+    return exporting(cuda, cuda.device_array(shape, dtype, stream=stream))
+
+
 def _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
-    d_x = _device_array(cuda, x, "x")
+    d_x = _device_array(cuda, x, "x", stream)
     if d_x.ndim != 1:
         raise ValueError(f"x must be 1-D (N inputs), got shape {d_x.shape}")
     dtype = np.dtype(d_x.dtype)
@@ -204,9 +350,9 @@ def _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
             f"a device x must be float32 or float64, got {dtype}: convert it on the device "
             "first (gradkern makes no host copy of device inputs)")
     n = d_x.shape[0]
-    w = _small_host_weights(cuda, weights, dtype)
+    w = _small_host_weights(cuda, weights, dtype, stream)
     if is_device_array(biases):
-        biases = _device_array(cuda, biases, "biases").copy_to_host()
+        biases = _device_array(cuda, biases, "biases", stream).copy_to_host()
     chain = _chain(act, biases, w.shape[0], dtype)
     d_noise = _device_noise(cuda, chain, noise, seed, n, w.shape[0], dtype, stream)
     res, d_out = _device_out(cuda, out, n, w.shape[0], dtype, stream)
@@ -224,13 +370,13 @@ def _device_bias_grads(cuda, chain, out, n, n_layers, dtype, stream):
         return None, None
     arr = getattr(out, "bias_grads", None)
     if arr is None:
-        d = _alloc(cuda, lambda: cuda.device_array((n, n_layers), dtype, stream=stream),
+        d = _alloc(cuda, lambda: _new_device_array(cuda, (n, n_layers), dtype, stream),
                    dtype.itemsize * n * n_layers)
         return d, d
     if not is_device_array(arr):
         raise TypeError("x is a device array, so out.bias_grads must be one too, got "
                         f"{type(arr).__name__}")
-    d = _device_array(cuda, arr, "out.bias_grads")
+    d = _device_array(cuda, arr, "out.bias_grads", stream)
     if d.shape != (n, n_layers) or np.dtype(d.dtype) != dtype:
         raise ValueError(f"out.bias_grads must have shape {(n, n_layers)} and dtype {dtype}, "
                          f"got {d.shape} {d.dtype}")
@@ -239,17 +385,17 @@ def _device_bias_grads(cuda, chain, out, n, n_layers, dtype, stream):
     return arr, d
 
 
-def _small_host_weights(cuda, weights, dtype):
+def _small_host_weights(cuda, weights, dtype, stream=0):
     # L weights are a handful of numbers: a device array of them is read back once
     if is_device_array(weights):
-        weights = _device_array(cuda, weights, "weights").copy_to_host()
+        weights = _device_array(cuda, weights, "weights", stream).copy_to_host()
     _, w, _ = prepare_inputs(np.zeros(0, dtype), weights)
     return w
 
 
 def _device_noise(cuda, chain, noise, seed, n, n_layers, dtype, stream):
     if chain.stochastic and noise is not None and is_device_array(noise):
-        d = _device_array(cuda, noise, "noise")
+        d = _device_array(cuda, noise, "noise", stream)
         if d.shape != (n, n_layers) or np.dtype(d.dtype) != dtype:
             raise ValueError(f"noise must have shape (N, L) = {(n, n_layers)} and dtype {dtype}, "
                              f"got {d.shape} {d.dtype}")
@@ -266,7 +412,7 @@ def _device_out(cuda, out, n, n_layers, dtype, stream):
     shapes = ChainGrad((n,), (n, n_layers), (n,))
     if out is None:
         nbytes = dtype.itemsize * n * (n_layers + 2)
-        arrays = _alloc(cuda, lambda: [cuda.device_array(s, dtype, stream=stream) for s in shapes],
+        arrays = _alloc(cuda, lambda: [_new_device_array(cuda, s, dtype, stream) for s in shapes],
                         nbytes)
         return ChainGrad(*arrays), ChainGrad(*arrays)
     if not isinstance(out, tuple) or len(out) != 3:
@@ -276,7 +422,7 @@ def _device_out(cuda, out, n, n_layers, dtype, stream):
         if not is_device_array(arr):
             raise TypeError(f"x is a device array, so out.{name} must be one too "
                             f"(anything with __cuda_array_interface__), got {type(arr).__name__}")
-        d = _device_array(cuda, arr, f"out.{name}")
+        d = _device_array(cuda, arr, f"out.{name}", stream)
         if d.shape != shape or np.dtype(d.dtype) != dtype:
             raise ValueError(f"out.{name} must have shape {shape} and dtype {dtype}, "
                              f"got {d.shape} {d.dtype}")
@@ -299,6 +445,8 @@ def _span(d):
 
 
 def _read_only(d):
+    if getattr(d, "gradkern_read_only", False):  # a DLPack export flagged read-only
+        return True
     if hasattr(d, "_ary"):  # the simulator's device array wraps a NumPy array
         return not d._ary.flags.writeable
     return bool(d.__cuda_array_interface__["data"][1])
@@ -356,10 +504,14 @@ def _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
             is_device_array(a) for a in out):
         raise TypeError("x is a NumPy array, so out= must be NumPy arrays too; "
                         "pass x as a device array to get results on the device")
+    # L weights and biases, and noise: small, or the caller's choice to mix;
+    # read back to the host (the cpu backend refuses device arrays)
     if noise is not None and is_device_array(noise):
-        noise = _device_array(cuda, noise, "noise").copy_to_host()
+        noise = _device_array(cuda, noise, "noise", stream).copy_to_host()
     if is_device_array(biases):
-        biases = _device_array(cuda, biases, "biases").copy_to_host()
+        biases = _device_array(cuda, biases, "biases", stream).copy_to_host()
+    if is_device_array(weights):
+        weights = _device_array(cuda, weights, "weights", stream).copy_to_host()
     caller = (x, weights, noise, biases)  # as passed: out= may overlap none of them either
     x, w, dtype = prepare_inputs(x, weights)
     n, n_layers = x.shape[0], w.shape[0]
@@ -429,7 +581,7 @@ def _to_host(d, host, stream):
     if host.flags.c_contiguous:
         d.copy_to_host(host, stream=stream)
     else:  # e.g. out.weight_grads a strided view: via a contiguous buffer
-        buf = d.copy_to_host(stream=stream)
+        buf = d.copy_to_host()
         _synchronize(stream)
         host[...] = buf
 
