@@ -107,6 +107,7 @@ class Prewarm:
         except (OSError, ValueError):
             pass
         finally:
+            proc.stdout.close()
             proc.wait()
             with self._cond:
                 self._alive -= 1
