@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 
-__all__ = ["start", "Prewarm", "max_workers", "is_cached"]
+__all__ = ["start", "Prewarm", "max_workers", "is_cached", "missing"]
 
 #: fewer missing kernels than this are compiled by the job itself: a worker
 #: costs ~1 s to start (Python, NumPy, Numba, gradkern) before it compiles
@@ -60,6 +60,23 @@ def is_cached(dispatcher, args):
 
     name = cache._file_name(cache._ident(types, cpu_target.target_context.codegen()))
     return any(os.path.exists(os.path.join(d, name)) for d in cache_dirs())
+
+
+def missing(probe, specs):
+    """The indices of ``specs`` whose kernels are not compiled yet: ``probe(spec)``
+    calls the kernels of one spec on a tiny input, which here loads them
+    from the disk cache (they are then in memory for the job) or raises
+    :class:`~.cache.NotCached` instead of compiling."""
+    from .cache import NotCached, load_only
+
+    out = []
+    for i, spec in enumerate(specs):
+        try:
+            with load_only():
+                probe(spec)
+        except NotCached:
+            out.append(i)
+    return out
 
 
 def _cache_writable():
