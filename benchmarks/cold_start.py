@@ -20,7 +20,9 @@ filled.  ``--base DIR`` runs the gradkern jobs a second time against another
 checkout (``PYTHONPATH=DIR``; e.g. ``git worktree add DIR <commit>``), in
 the same run, so that before and after are measured under the same load;
 the warm sweep throughput (N = 1e7, Tanh and ReLU, float32, depth 3, best
-of 3 in one process after a warm-up) is measured for both too.  The machine
+of 3 in one process after a warm-up) is measured for both too.
+``--workers-off`` adds a cold run of each job with the compile workers off
+(``GRADKERN_COMPILE_WORKERS=0``), to tell their share from the rest.  The machine
 is shared, so read the ratios (cold / JAX cold, cold / warm) more than the
 seconds.
 """
@@ -74,17 +76,17 @@ print(repr(out))
 """
 
 
-def _env(cache, src):
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+def _env(cache, src, extra=None):
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache, **(extra or {})}
     if src is not None:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
-def run_job(args, cache, src=None):
+def run_job(args, cache, src=None, extra=None):
     """Wall seconds of one CLI run in a fresh process (CalledProcessError if it fails)."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", CLI, *args], env=_env(cache, src), check=True,
+    subprocess.run([sys.executable, "-c", CLI, *args], env=_env(cache, src, extra), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     return time.perf_counter() - t
 
@@ -108,18 +110,17 @@ def throughput(cache, src=None, n="1e7", names="Tanh,ReLU"):
     return eval(out.strip().splitlines()[-1], {"__builtins__": {}})  # a dict of floats
 
 
-def measure(jobs, src, label):
-    rows = []
-    for job in jobs:
-        with tempfile.TemporaryDirectory() as cache:
-            cold = run_job(JOBS[job], cache, src)
-            warm = run_job(JOBS[job], cache, src)
-        rows.append({"code": label, "job": job, "command": "gradkern " + " ".join(JOBS[job]),
-                     "cold_s": round(cold, 2), "warm_s": round(warm, 2),
-                     "cold_over_warm": round(cold / warm, 2)})
-        print(f"{label:7s} {job:10s} cold {cold:7.1f} s  warm {warm:6.1f} s  "
-              f"cold/warm {cold / warm:5.2f}", flush=True)
-    return rows
+def measure(job, src, label, extra=None, warm=True):
+    with tempfile.TemporaryDirectory() as cache:
+        cold = run_job(JOBS[job], cache, src, extra)
+        hot = run_job(JOBS[job], cache, src, extra) if warm else None
+    row = {"code": label, "job": job, "command": "gradkern " + " ".join(JOBS[job]),
+           "cold_s": round(cold, 2)}
+    if hot is not None:
+        row.update(warm_s=round(hot, 2), cold_over_warm=round(cold / hot, 2))
+    print(f"{label:18s} {job:10s} cold {cold:7.1f} s" +
+          (f"  warm {hot:6.1f} s  cold/warm {cold / hot:5.2f}" if hot else ""), flush=True)
+    return row
 
 
 def main(argv=None):
@@ -127,6 +128,8 @@ def main(argv=None):
     ap.add_argument("--jobs", default="sweep,vanishing,verify")
     ap.add_argument("--base", help="another checkout to measure in the same run (before)")
     ap.add_argument("--no-jax", action="store_true")
+    ap.add_argument("--workers-off", action="store_true",
+                    help="also a cold run of each job with GRADKERN_COMPILE_WORKERS=0")
     ap.add_argument("--no-throughput", action="store_true")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -138,10 +141,16 @@ def main(argv=None):
     rows, speed = [], {}
     jax_s = None if args.no_jax else jax_cold()
     if jax_s is not None:
-        print(f"jax     sweep      cold {jax_s:7.1f} s", flush=True)
-    for label, src in codes:
-        rows += measure(jobs, src, label)
-        if not args.no_throughput:
+        print(f"jax                sweep      cold {jax_s:7.1f} s", flush=True)
+    # job by job, the codes back to back: the machine's load drifts
+    for job in jobs:
+        for label, src in codes:
+            rows.append(measure(job, src, label))
+        if args.workers_off:
+            rows.append(measure(job, None, "after, no workers",
+                                {"GRADKERN_COMPILE_WORKERS": "0"}, warm=False))
+    if not args.no_throughput:
+        for label, src in codes:
             with tempfile.TemporaryDirectory() as cache:
                 speed[label] = throughput(cache, src)
             print(f"{label:7s} warm sweep samples/s: " +
@@ -165,14 +174,15 @@ def main(argv=None):
 
 def table(rows, jax_s, speed):
     print()
-    print(f"{'code':7s} {'job':10s} {'cold s':>8s} {'warm s':>8s} {'cold/warm':>10s} "
+    print(f"{'code':18s} {'job':10s} {'cold s':>8s} {'warm s':>8s} {'cold/warm':>10s} "
           f"{'cold/JAX':>9s}")
     for r in rows:
         vs = f"{r['cold_over_jax_cold']:9.2f}" if "cold_over_jax_cold" in r else f"{'':9s}"
-        print(f"{r['code']:7s} {r['job']:10s} {r['cold_s']:8.1f} {r['warm_s']:8.1f} "
-              f"{r['cold_over_warm']:10.2f} {vs}")
+        warm = f"{r['warm_s']:8.1f} {r['cold_over_warm']:10.2f}" if "warm_s" in r else \
+            f"{'':8s} {'':10s}"
+        print(f"{r['code']:18s} {r['job']:10s} {r['cold_s']:8.1f} {warm} {vs}")
     if jax_s is not None:
-        print(f"{'jax':7s} {'sweep':10s} {jax_s:8.1f}")
+        print(f"{'jax':18s} {'sweep':10s} {jax_s:8.1f}")
     if len(speed) == 2:
         for name in speed["after"]:
             print(f"warm sweep {name}: after/before throughput "
