@@ -85,3 +85,32 @@ def test_no_workers_when_turned_off_or_too_few_tasks(monkeypatch):
     assert prewarm.start(int, ["1", "2"]) is None
     monkeypatch.setenv("GRADKERN_COMPILE_WORKERS", "2")
     assert prewarm.start(int, ["1"]) is None
+
+
+CHAINS = r"""
+import json
+import numpy as np
+import gradkern as gk
+from gradkern import verify
+from gradkern._numba import prewarm
+acts = [gk.activation("Softsign"), gk.activation("Hardtanh")]
+specs = [verify._chain_spec(a, np.float32) for a in acts]
+before = prewarm.missing(verify._tiny_chain, specs)
+ahead = verify.prewarm_chains(acts, [np.float32])
+started = ahead is not None
+for a in acts:
+    ahead.wait(a, np.float32)
+ahead.close()
+print(json.dumps([before, started, prewarm.missing(verify._tiny_chain, specs)]))
+"""
+
+
+def test_chain_kernels_a_job_lacks_are_found_and_compiled_in_workers(tmp_path):
+    """``vanishing`` and ``verify`` ask which chain kernels the cache lacks by
+    calling each on a tiny input under ``load_only`` (a miss raises instead
+    of compiling), and have workers compile those: afterwards none is missing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "GRADKERN_COMPILE_WORKERS": "2"}
+    out = subprocess.run([sys.executable, "-c", CHAINS], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[0, 1], True, []]
