@@ -35,7 +35,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+#: the subprocesses' working directory: not a checkout, whose gradkern/ would
+#: come first on ``python -c``'s path and hide the one under test
+NEUTRAL = tempfile.gettempdir()
 
 JOBS = {
     "sweep": ["sweep", "--activations", "all", "--depths", "3", "--samples", "1e6", "--quiet",
@@ -87,7 +89,7 @@ def run_job(args, cache, src=None, extra=None):
     """Wall seconds of one CLI run in a fresh process (CalledProcessError if it fails)."""
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", CLI, *args], env=_env(cache, src, extra), check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=NEUTRAL)
     return time.perf_counter() - t
 
 
@@ -99,14 +101,14 @@ def jax_cold():
         return None
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", JAX, HERE], check=True, stdout=subprocess.DEVNULL,
-                   cwd=ROOT)
+                   cwd=NEUTRAL)
     return time.perf_counter() - t
 
 
 def throughput(cache, src=None, n="1e7", names="Tanh,ReLU"):
     """Warm sweep samples/s per activation (the cache is warmed first)."""
     out = subprocess.run([sys.executable, "-c", THROUGHPUT, n, names], env=_env(cache, src),
-                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
+                         check=True, capture_output=True, text=True, cwd=NEUTRAL).stdout
     return eval(out.strip().splitlines()[-1], {"__builtins__": {}})  # a dict of floats
 
 

@@ -93,8 +93,10 @@ def breakdown(names, src=None):
         env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
         if src:
             env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        # cwd: a checkout's gradkern/ would come first on ``python -c``'s path
         out = subprocess.run([sys.executable, "-c", BREAKDOWN, ",".join(names), "sweep,chain"],
-                             env=env, capture_output=True, text=True, check=True).stdout
+                             env=env, capture_output=True, text=True, check=True,
+                             cwd=tempfile.gettempdir()).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
