@@ -25,6 +25,9 @@ import threading
 
 __all__ = ["start", "Prewarm", "max_workers", "is_cached", "missing"]
 
+#: the folder that holds this gradkern package
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 #: fewer missing kernels than this are compiled by the job itself: a worker
 #: costs ~1 s to start (Python, NumPy, Numba, gradkern) before it compiles
 MIN_TASKS = 2
@@ -102,14 +105,22 @@ class Prewarm:
         self._alive = 0
         shares = [list(range(w, len(specs), n_workers)) for w in range(n_workers)]
         env = {**os.environ, "NUMBA_NUM_THREADS": "1", "GRADKERN_COMPILE_WORKERS": "0"}
-        for share in shares:
-            payload = pickle.dumps((target, [(i, specs[i]) for i in share]))
-            proc = subprocess.Popen([sys.executable, "-m", "gradkern._numba.prewarm"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, env=env)
-            self._procs.append(proc)
-            self._alive += 1
-            threading.Thread(target=self._feed, args=(proc, payload), daemon=True).start()
+        try:
+            for share in shares:
+                payload = pickle.dumps((target, [(i, specs[i]) for i in share]))
+                # run from the folder above this gradkern: ``-m`` puts the
+                # working directory first on the path, and another checkout
+                # there would compile its own kernels (harmless, and useless)
+                proc = subprocess.Popen([sys.executable, "-m", "gradkern._numba.prewarm"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env, cwd=_ROOT)
+                self._procs.append(proc)
+                with self._cond:
+                    self._alive += 1
+                threading.Thread(target=self._feed, args=(proc, payload), daemon=True).start()
+        except BaseException:
+            self.close()
+            raise
 
     def _feed(self, proc, payload):
         try:
