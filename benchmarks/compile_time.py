@@ -1,11 +1,22 @@
 """Compile-time budget: the first chain_grad call in a fresh process, with a cold
-and with a warm Numba disk cache, ``import gradkern`` included.
+and with a warm Numba disk cache, ``import gradkern`` included; and where a
+kernel's compile time goes.
 
     python benchmarks/compile_time.py [--activations all] [--out benchmarks/results/compile-time.json]
+    python benchmarks/compile_time.py --breakdown [--base DIR] [--out FILE]
 
 Each measurement is its own subprocess; "cold" gets an empty NUMBA_CACHE_DIR,
 "warm" the one the cold run filled.  Small N (the serial build) and large N
 (the parallel build) are separate kernels, so both are timed.
+
+``--breakdown``: per kernel of a small sweep (one per activation) and of
+small-N ``chain_grad`` calls, from an empty cache in one fresh process
+(compile workers off), Numba's own timers: the whole compile
+(``compiler_lock``), LLVM's share (``llvm_lock``: optimisation and machine
+code, the parfor body's included) and the seconds of the main pipeline
+passes (type inference, which includes compiling the scalar functions a
+kernel first calls; IR inlining; parfor passes and parfor lowering; native
+lowering).  ``--base DIR`` measures another checkout in the same run.
 """
 import argparse
 import json
@@ -28,6 +39,67 @@ print(t1 - t0, t2 - t1)
 """
 
 
+BREAKDOWN = r"""
+import json, os, sys, tempfile, time
+import numpy as np
+import gradkern as gk
+from gradkern.sweeps import cpu as scpu
+from gradkern.chain import cpu as ccpu
+
+GROUPS = {"type_inference": ("nopython_type_inference",),
+          "ir_inlining": ("inline_inlinables", "inline_closure_likes"),
+          "parfor": ("parfor_pass", "parfor_fusion_pass", "parfor_prelowering_pass",
+                     "native_parfor_lowering"),
+          "native_lowering": ("native_lowering",)}
+
+
+def passes(kernel):
+    out = []
+    for sig in kernel.signatures:
+        md = kernel.get_metadata(sig)
+        row = {k: round(v, 3) for k, v in md["timers"].items()}
+        run = {}
+        for pipe in md["pipeline_times"].values():
+            for name, t in pipe.items():
+                name = name.split("_", 1)[1]
+                run[name] = run.get(name, 0.0) + t.run
+        for group, names in GROUPS.items():
+            row[group] = round(sum(run.get(n, 0.0) for n in names), 3)
+        out.append(row)
+    return out
+
+
+rows = []
+for job in sys.argv[2].split(","):
+    for name in sys.argv[1].split(","):
+        act = gk.activations.fresh(name)
+        table = scpu._KERNELS if job == "sweep" else ccpu._KERNELS
+        before = set(table)
+        t = time.perf_counter()
+        if job == "sweep":
+            gk.sweep(act, 3, "normal:0,1", 1.0, 4096, backend="cpu")
+        else:
+            gk.chain_grad(np.zeros(1000, np.float32), act, np.ones(3, np.float32))
+        wall = time.perf_counter() - t
+        for key in set(table) - before:
+            for row in passes(table[key]):
+                rows.append({"job": job, "activation": name, "wall_s": round(wall, 3), **row})
+print(json.dumps(rows))
+"""
+
+
+def breakdown(names, src=None):
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
+        if src:
+            env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        # cwd: a checkout's gradkern/ would come first on ``python -c``'s path
+        out = subprocess.run([sys.executable, "-c", BREAKDOWN, ",".join(names), "sweep,chain"],
+                             env=env, capture_output=True, text=True, check=True,
+                             cwd=tempfile.gettempdir()).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def measure(name, n, cache_dir):
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
     out = subprocess.run([sys.executable, "-c", PROBE, name, str(n)], env=env,
@@ -42,8 +114,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--activations", default="Tanh,ReLU,ELU,Softplus")
     ap.add_argument("--out")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="where each kernel's compile time goes (Numba's pass timers)")
+    ap.add_argument("--base", help="with --breakdown: another checkout, measured in the same run")
     args = ap.parse_args(argv)
     names = list(gk.ACTIVATIONS) if args.activations == "all" else args.activations.split(",")
+    if args.breakdown:
+        return main_breakdown(names, args)
     rows = []
     for name in names:
         for n, build in ((1000, "serial"), (10**6, "parallel")):
@@ -61,6 +138,28 @@ def main(argv=None):
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"machine": machine_info(), "results": rows}, fh, indent=1)
+
+
+def main_breakdown(names, args):
+    from gradkern.bench.cpu import machine_info
+
+    result = {"machine": machine_info(), "activations": names,
+              "note": "seconds per kernel from an empty cache, one process per code, "
+                      "compile workers off; the first kernel of a process also compiles "
+                      "the shared scalar functions (type_inference)"}
+    for label, src in [("after", None)] + ([("before", os.path.abspath(args.base))]
+                                           if args.base else []):
+        rows = breakdown(names, src)
+        result[label] = rows
+        for r in rows:
+            print(f"{label:6s} {r['job']:5s} {r['activation']:11s} compile "
+                  f"{r['compiler_lock']:5.2f} s: LLVM {r['llvm_lock']:5.2f}, types "
+                  f"{r['type_inference']:5.2f}, IR inlining {r['ir_inlining']:5.2f}, parfor "
+                  f"{r['parfor']:5.2f}, lowering {r['native_lowering']:5.2f}", flush=True)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=1)
+            fh.write("\n")
 
 
 if __name__ == "__main__":

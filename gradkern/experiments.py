@@ -55,14 +55,27 @@ def vanishing(seed, samples=200, names=None):
         ``{"activation", "mean_abs_grad" (kernel), "autograd", "agree"}``,
         largest mean first (ties keep the given order).
     """
-    import torch
-
-    from . import reference
+    from .verify import prewarm_chains
 
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     # a fresh torch.nn module each (nn.RReLU() trains; Threshold(0.1, 20))
     acts = [fresh(name) for name in names or SEED_ACTIVATIONS]
+    # the kernels the cache lacks compile in workers while torch is imported
+    # and runs here
+    ahead = prewarm_chains(acts, [np.float32])
+    try:
+        return _vanishing(acts, seed, samples, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _vanishing(acts, seed, samples, ahead):
+    import torch
+
+    from . import reference
+
     rows = []
     for act in acts:
         np.random.seed(seed)
@@ -72,6 +85,8 @@ def vanishing(seed, samples=200, names=None):
         x = torch.randn((samples, 1))
         ref, noise = reference.seed_loop_grads(net, x)
         autograd = float(np.mean(np.abs(ref.weight_grads[:, 0]).astype(np.float64)))
+        if ahead is not None:
+            ahead.wait(act, np.float32)
         res = chain_grad(x.numpy().reshape(-1), act, np.ones(3, np.float32), noise=noise)
         kernel = float(np.mean(np.abs(res.weight_grads[:, 0]).astype(np.float64)))
         rows.append({"activation": act.name, "mean_abs_grad": kernel, "autograd": autograd,

@@ -236,12 +236,79 @@ def run(depths=(1, 3, 4, 30), dtypes=(np.float32, np.float64), names=None, backe
         seed=0, progress=None):
     """Every registry variant of ``names`` (default: all) x dtypes x depths x
     weight sets.  Yields CheckResults."""
-    for _, act in variants(names):
+    acts = [act for _, act in variants(names)]
+    ahead = prewarm_chains(acts, dtypes) if backend == "cpu" else None
+    try:
+        for act in acts:
+            for dtype in dtypes:
+                if ahead is not None:
+                    ahead.wait(act, dtype)
+                x = test_inputs(act, dtype, seed=seed)
+                for depth in depths:
+                    for wname, w in weight_sets(depth, seed).items():
+                        r = check(act, dtype, w, x=x, weights_name=wname, backend=backend)
+                        if progress:
+                            progress(r)
+                        yield r
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+# -- compiling the chain kernels of a job ahead, in workers (_numba.prewarm) --
+
+def _chain_spec(act, dtype):
+    return (act.name, dict(act.params), np.dtype(dtype).name)
+
+
+def _tiny_chain(spec):
+    """``chain_grad`` on 2 samples, depth 3, with spec's activation and dtype:
+    the kernel a small-N call of that activation runs (serial; any depth)."""
+    from .activations import activation as make
+
+    name, params, dtype = spec
+    act = make(name, **params)
+    dt = np.dtype(dtype)
+    noise = np.ones((2, 3), dt) if act.stochastic else None
+    chain_grad(np.zeros(2, dt), act, np.ones(3, dt), noise=noise)
+
+
+def compile_chain(spec):
+    """A worker's task: compile (or load) the small-N chain kernel of
+    ``spec`` into the disk cache."""
+    _tiny_chain(spec)
+
+
+class _ChainsAhead:
+    def __init__(self, pool, task_of):
+        self.pool, self.task_of = pool, task_of
+
+    def wait(self, act, dtype):
+        task = self.task_of.get((act.ops(), act.stochastic, np.dtype(dtype).name))
+        if task is not None:
+            self.pool.wait(task)
+
+    def close(self):
+        self.pool.close()
+
+
+def prewarm_chains(acts, dtypes):
+    """Worker processes compiling the small-N chain kernels of ``acts`` x
+    ``dtypes`` that the disk cache lacks, or None (``_numba.prewarm``): the
+    others are loaded here, now.  ``wait(act, dtype)`` before the first call."""
+    from ._numba import prewarm
+
+    if prewarm.max_workers() < 2:
+        return None
+    keys, specs = [], []
+    for act in acts:
         for dtype in dtypes:
-            x = test_inputs(act, dtype, seed=seed)
-            for depth in depths:
-                for wname, w in weight_sets(depth, seed).items():
-                    r = check(act, dtype, w, x=x, weights_name=wname, backend=backend)
-                    if progress:
-                        progress(r)
-                    yield r
+            key = (act.ops(), act.stochastic, np.dtype(dtype).name)
+            if key not in keys:
+                keys.append(key)
+                specs.append(_chain_spec(act, dtype))
+    todo = prewarm.missing(_tiny_chain, specs)
+    pool = prewarm.start(compile_chain, [specs[i] for i in todo])
+    if pool is None:
+        return None
+    return _ChainsAhead(pool, {keys[i]: t for t, i in enumerate(todo)})

@@ -46,7 +46,8 @@ from numba.core.serialize import dumps
 
 from ..errors import KernelCacheWarning
 
-__all__ = ["cache_kernel", "KernelCache", "package_stamp", "cache_dirs"]
+__all__ = ["cache_kernel", "KernelCache", "package_stamp", "cache_dirs", "load_only",
+           "NotCached"]
 
 _MAGIC = b"GKCACHE1"
 _SUFFIX = ".gknbc"
@@ -56,6 +57,27 @@ _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _lock = threading.Lock()
 _warned = set()  # what was warned about once per process
 _stamp = None
+_local = threading.local()  # load_only's flag, per thread
+
+
+class NotCached(Exception):
+    """A kernel called under :func:`load_only` is in neither memory nor disk cache."""
+
+
+class load_only:
+    """Context: a gradkern kernel that would be compiled raises
+    :class:`NotCached` instead (in this thread; loads from disk go on).  How
+    a job asks which of the kernels it will call are missing, by calling
+    each on a tiny input, without knowing their signatures."""
+
+    def __enter__(self):
+        self._old = getattr(_local, "load_only", False)
+        _local.load_only = True
+        return self
+
+    def __exit__(self, *exc):
+        _local.load_only = self._old
+        return False
 
 
 def package_stamp():
@@ -254,6 +276,8 @@ class KernelCache(_Cache):
                 return CompileResult._rebuild(target_context, *payload)
             except Exception as exc:  # anything a damaged file can raise
                 self._drop(path, exc)
+        if getattr(_local, "load_only", False):
+            raise NotCached(self._name)
         return None
 
     def _drop(self, path, exc):

@@ -110,6 +110,45 @@ def _task_timeout(value):
     return t
 
 
+class _Waiter:
+    """The points' view of a :class:`~gradkern._numba.prewarm.Prewarm`: wait
+    for the task of a point's kernel."""
+
+    def __init__(self, prewarm, task_of):
+        self.prewarm, self.task_of = prewarm, task_of
+
+    def wait(self, point):
+        task = self.task_of.get(point.index)
+        if task is not None:
+            self.prewarm.wait(task)
+
+    def close(self):
+        self.prewarm.close()
+
+
+def _prewarm(points, dtype):
+    """Worker processes compiling the CPU kernels that ``points`` need and the
+    disk cache lacks (two or more: ``_numba.prewarm``), or None."""
+    from .._numba import prewarm
+    from .cpu import compile_kernel, is_compiled, kernel_spec
+
+    if prewarm.max_workers() < 2:
+        return None
+    specs, task_of = {}, {}
+    for p in points:
+        key, spec = kernel_spec(p, dtype)
+        if key not in specs:
+            specs[key] = (len(specs), spec, is_compiled(spec))
+        task_of[p.index] = specs[key]
+    missing = [(i, spec) for i, spec, done in specs.values() if not done]
+    started = prewarm.start(compile_kernel, [spec for _, spec in missing])
+    if started is None:
+        return None
+    task = {i: t for t, (i, _) in enumerate(missing)}
+    return _Waiter(started, {index: task[i] for index, (i, _, done) in task_of.items()
+                             if not done})
+
+
 def local_chunks(point, samples, seed, dtype, backend, chunk_blocks):
     """Partials of a point, chunk by chunk, in block order (this process)."""
     run_chunk = _chunk_runner(backend)
@@ -238,7 +277,7 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
 
     bar = Progress(samples * len(grid), len(grid), done=samples * len(records),
                    points_done=len(records), enabled=progress)
-    client = None
+    client = prewarm = None
     try:
         if dask is not None:
             from .dask import dask_point_chunks, get_client
@@ -247,7 +286,12 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
             chunks_of = dask_point_chunks(client, todo, samples, seed, dtype, backend,
                                           chunk_blocks, task_timeout)
         else:
+            if backend == "cpu":
+                prewarm = _prewarm(todo, dtype)
+
             def chunks_of(p):
+                if prewarm is not None:
+                    prewarm.wait(p)
                 return local_chunks(p, samples, seed, dtype, backend, chunk_blocks)
         for p in todo:
             t0 = time.perf_counter()
@@ -267,6 +311,8 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
             bar.advance(points=1)
     finally:
         bar.close()
+        if prewarm is not None:
+            prewarm.close()
         if old_threads is not None:
             _threads.set_num_threads(old_threads)
         if client is not None:
