@@ -310,8 +310,12 @@ def layers_figure(result, group, plt):
     for ax in axes[:, 0]:
         ax.set_ylabel("mean |df/dw_i|", fontsize=_FONT["label"])
     n = result.rows[0]["samples"]
-    note = (f"\nunder the dashed line ({MAX_DECADES} decades below the largest value): "
-            f"{_BELOW} smaller, {_ZERO} exactly 0, at the layers the legend names") if rows else ""
+    marks = [f"{m} {what}" for m, what, flag in (
+        (_BELOW, f"smaller (the axis spans {MAX_DECADES} decades)",
+         any(np.any(_off_scale(y, floor)[0]) for _, y in profiles.values())),
+        (_ZERO, "exactly 0", any(np.any(y == 0) for _, y in profiles.values()))) if flag]
+    note = (f"\nunder the dashed line: {', '.join(marks)}, at the layers the legend names"
+            if marks else "")
     fig.suptitle(f"Gradient per layer at depth {depth}, {_group_title(*group)}, "
                  f"N = {n:.3g} per activation" + note, fontsize=_FONT["suptitle"])
     fig.tight_layout()
@@ -349,8 +353,8 @@ def heatmap_figure(result, group, plt):
     vmin = max(np.nanmin(grid) if np.isfinite(grid).any() else -1.0,
                math.floor(top) - MAX_DECADES)
     clipped = np.isfinite(grid) & (grid < vmin)
-    fig, ax = plt.subplots(figsize=(max(6.5, 3.2 + 0.3 * len(depths)), 1.6 + 0.32 * len(acts)),
-                           dpi=100)
+    fig, ax = plt.subplots(figsize=(max(7.5, 3.6 + 0.3 * len(depths)),
+                                    max(3.6, 1.6 + 0.32 * len(acts))), dpi=100)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")  # set_bad: deprecated in 3.11
     im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap, interpolation="nearest",
                    vmin=vmin, vmax=top)
@@ -371,7 +375,7 @@ def heatmap_figure(result, group, plt):
     ax.set_xticks(range(0, len(depths), step), [str(d) for d in depths[::step]],
                   fontsize=_FONT["tick"])
     ax.set_xlabel("depth L", fontsize=_FONT["label"])
-    ax.set_ylabel("activation (grouped by family, right)", fontsize=_FONT["label"])
+    ax.set_ylabel("activation", fontsize=_FONT["label"])
     ax.set_title(f"log10 mean |df/dw_1| (first layer)\n{_group_title(*group)}, "
                  f"N = {rows[0]['samples']:.3g}", fontsize=_FONT["title"])
     bar = fig.colorbar(im, ax=ax, pad=0.16, extend="min" if clipped.any() else "neither")
