@@ -471,7 +471,10 @@ def meanfield_growth(act_label, params, sigmas, sigma_b):
 
 
 def _params_of(result, act_label):
-    for r in result.records:
+    """The activation's parameters: from its records, or (a result read from
+    tables alone, which has none) from the manifest's grid."""
+    grid = (result.manifest or {}).get("grid", [])
+    for r in [*result.records, *grid]:
         if r["activation"] == act_label:
             return r.get("params", {})
     return {}

@@ -169,3 +169,15 @@ def test_a_table_without_points_plots(tmp_path):
     paths = plots.plot_sweep(res, tmp_path)
     assert sorted(Path(p).name for p in paths) == ["heatmap.png", "layers.png"]
     assert np.all([Path(p).stat().st_size > 10_000 for p in paths])
+
+
+def test_a_table_without_records_takes_parameters_from_its_manifest():
+    """growth.png's mean field needs the activation's parameters; a result
+    read from tables alone has them only in its manifest."""
+    label = "LeakyReLU(negative_slope=0.2)"
+    rows = [{"point": 0, "activation": label, "depth": 1, "dist": "normal:0,1", "weight": 1.0,
+             "layer": 1, "samples": 10, "seed": 0, "dtype": "float32", "mean_abs_grad": 0.5,
+             "mean_log10_abs_grad": -0.3}]
+    manifest = {"grid": [{"point": 0, "activation": label, "params": {"negative_slope": 0.2}}]}
+    res = SweepResult.from_table(rows, manifest=manifest)
+    assert plots._params_of(res, label) == {"negative_slope": 0.2}
