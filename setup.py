@@ -19,16 +19,20 @@ setup(
         "torch": ["torch==2.13.0"],
         # numba-cuda[cu13] in `test`: the CUDA backend's tests run on its simulator,
         # and its NVVM compiles the real kernels to PTX, with no GPU (CI);
-        # sweeps: KS tests, plots, tables, Dask LocalCluster; mpmath: the accuracy
-        # test's truth (torch pulls it in too, but the test must not rely on that);
+        # sweeps: KS tests, plots, tables (Parquet, xarray), Dask LocalCluster; mpmath:
+        # the accuracy test's truth (torch pulls it in too, but the test must not rely on that);
         # expecttest: torch.testing._internal imports it (the OpInfo test)
         "test": ["torch==2.13.0", "pytest>=7", "hypothesis>=6", "mpmath>=1.3",
                  "expecttest>=0.3", "numba-cuda[cu13]>=0.30", "scipy>=1.10", "matplotlib>=3.7",
-                 "pandas>=2", "dask[distributed]>=2024.1"],
+                 "pandas>=2.1", "pyarrow>=14", "xarray>=2024.1", "dask[distributed]>=2024.1"],
         "bench": ["torch==2.13.0", "pytest>=7", "pytest-benchmark>=4", "jax[cpu]>=0.4"],
         "cuda": ["numba-cuda[cu13]>=0.30"],
-        # gradkern.sweep's optional parts: plots, to_pandas(), --dask
-        "sweep": ["matplotlib>=3.7", "pandas>=2", "dask[distributed]>=2024.1"],
+        # gradkern.sweep's optional parts: plots, to_pandas(), results.parquet, to_xarray(),
+        # --dask. pandas >= 2.1 writes DataFrame.attrs (the manifest) into Parquet;
+        # pyarrow >= 14 writes and verifies page checksums (~40 MB wheel, ~170 MB
+        # installed); xarray is pure Python (~20 MB installed)
+        "sweep": ["matplotlib>=3.7", "pandas>=2.1", "pyarrow>=14", "xarray>=2024.1",
+                  "dask[distributed]>=2024.1"],
     },
     entry_points={"console_scripts": ["gradkern=gradkern.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Operating System :: POSIX :: Linux"],

@@ -315,7 +315,9 @@ def cmd_sweep(args):
          + ([_g(_layer(res, p, 1, "bias_grad_mean_abs"))] if biased else [])
          + [_growth(p), f"{p['seconds']:.2f}"] for p in res.points]))
     if args.out:
-        print(f"\nwritten to {args.out}: results.csv, results.json, points.csv, points/"
+        tables = [n for n in ("results.csv", "results.json", "points.csv", "results.parquet")
+                  if os.path.exists(os.path.join(args.out, n))]
+        print(f"\nwritten to {args.out}: {', '.join(tables)}, points/"
               + "".join(f", {os.path.basename(q)}" for q in plots))
     return 0
 
@@ -397,10 +399,14 @@ def add_sweep_commands(sub):
     s.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="redraw the plots of a sweep directory",
-                       description="layers.png (mean |df/dw_i| per layer) and heatmap.png "
-                                   "(activation x depth) from the finished points in DIR; "
-                                   "growth.png (growth rate per layer against sigma_w, beside "
-                                   "mean field's) for weights normal:0,sigma_w.")
+                       description="layers.png (mean |df/dw_i| per layer, a panel per family "
+                                   "of activations) and heatmap.png (activation x depth) from "
+                                   "the finished points in DIR (or its tables alone); growth.png "
+                                   "(growth rate per layer against sigma_w, beside mean field's) "
+                                   "for weights normal:0,sigma_w. Over several distributions, "
+                                   "weights or biases each name says which: "
+                                   "layers-<dist>-w<weight>-b<bias>.png, with the settings that "
+                                   "differ (docs/sweeps.md).")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--out", metavar="OUTDIR", help="where to write the PNGs (default DIR)")
     p.set_defaults(func=cmd_plot)

@@ -4,10 +4,11 @@ arrays.
 
 :mod:`.grid` the points, :mod:`.stats` the per-block statistics and their
 fold, :mod:`.cpu` / :mod:`.cuda` the fused kernels, :mod:`.run` the runner
-(:func:`sweep`, :func:`load`), :mod:`.store` the directory, :mod:`.dask` the
-distributed runner, :mod:`.table` the results.
+(:func:`sweep`), :mod:`.store` the directory, its tables and :func:`load`,
+:mod:`.dask` the distributed runner, :mod:`.table` the results.
 """
-from .run import STREAM, load, sweep
+from .run import STREAM, sweep
+from .store import load
 from .table import SweepResult
 
 __all__ = ["sweep", "load", "SweepResult", "STREAM"]

@@ -18,7 +18,7 @@ import numpy as np
 from .stats import HIST_BINS, HIST_LO, HIST_WIDTH
 
 __all__ = ["SweepResult", "point_record", "hist_array", "growth_rate", "ROW_COLUMNS",
-           "POINT_COLUMNS", "BIAS_COLUMNS"]
+           "POINT_COLUMNS", "BIAS_COLUMNS", "parse_cell"]
 
 ROW_COLUMNS = ("point", "activation", "depth", "dist", "weight", "layer", "samples", "seed",
                "dtype", "mean_abs_grad", "mean_grad", "rms_grad", "min_grad", "max_grad",
@@ -32,11 +32,99 @@ POINT_COLUMNS = ("point", "activation", "depth", "dist", "weight", "samples", "s
 #: per-layer columns a sweep with biases adds at the end (and "bias", its
 #: setting, after "weight"): df/db_layer's statistics
 BIAS_COLUMNS = tuple(f"bias_grad_{s}" for s in _STAT_KEYS)
+#: the typed columns of the tables (everything else is a float statistic, None
+#: / NaN where no sample was valid): labels are categoricals in a DataFrame and
+#: dictionary-encoded in Parquet (a few distinct values over many rows); seed
+#: is uint64 (0 <= seed < 2**64)
+CATEGORY_COLUMNS = ("activation", "dist", "dtype")
+INT_COLUMNS = {"point": "int64", "depth": "int64", "layer": "int64", "samples": "int64",
+               "seed": "uint64"}
+#: weight and bias settings: a number, or a distribution such as "normal:0,1.5"
+SETTING_COLUMNS = ("weight", "bias")
+_TEXT_COLUMNS = CATEGORY_COLUMNS + ("backend",)
+#: the grid's axes, in the order of the xarray dimensions (bias only with biases)
+_GRID_DIMS = ("activation", "depth", "dist", "weight", "bias")
 
 
 def _finite_or_none(v):
     return v if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float)
                                                                  else v)
+
+
+def parse_setting(text):
+    """A weight or bias setting read back from text: a distribution stays a
+    str (it has a colon: ``"normal:0,1.5"``), a number becomes a float;
+    empty is None (no biases)."""
+    if text is None or text == "":
+        return None
+    return text if ":" in text else float(text)
+
+
+def parse_cell(column, text):
+    """A table cell read back from its CSV text, typed as the table holds it."""
+    if column in INT_COLUMNS:
+        return int(text)
+    if column in SETTING_COLUMNS:
+        return parse_setting(text)
+    if column in _TEXT_COLUMNS:
+        return text
+    return None if text == "" else float(text)
+
+
+def _setting_values(values):
+    """A weight/bias column's values: floats where every setting is a number
+    (None as NaN), else text (a number as its repr, which parse_setting reads
+    back exactly), so one column has one type."""
+    if all(v is None or isinstance(v, float) for v in values):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return [v if isinstance(v, str) else repr(v) for v in values]
+
+
+def _categorical(values):
+    """A pandas Categorical keeping the order of first appearance (grid order)."""
+    import pandas as pd
+
+    return pd.Categorical(values, categories=list(dict.fromkeys(values)))
+
+
+def typed_frame(records, columns):
+    """A DataFrame of ``records`` (dicts) with the typed columns of the tables."""
+    import pandas as pd
+
+    data = {}
+    for c in columns:
+        values = [r.get(c) for r in records]
+        if c in CATEGORY_COLUMNS:
+            data[c] = _categorical(values)
+        elif c in INT_COLUMNS:
+            data[c] = np.array(values, dtype=INT_COLUMNS[c])
+        elif c in SETTING_COLUMNS:
+            data[c] = _setting_values(values)
+        elif c == "backend":
+            data[c] = values
+        else:
+            data[c] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return pd.DataFrame(data, columns=list(columns))
+
+
+def records_of_frame(df):
+    """The rows of a typed DataFrame as plain dicts, exactly as the table held
+    them (NaN statistics as None, settings as numbers or distributions)."""
+    out = []
+    for rec in df.to_dict("records"):
+        row = {}
+        for c, v in rec.items():
+            if c in INT_COLUMNS:
+                row[c] = int(v)
+            elif c in SETTING_COLUMNS:
+                row[c] = None if isinstance(v, float) and math.isnan(v) else (
+                    v if isinstance(v, float) else parse_setting(str(v)))
+            elif c in _TEXT_COLUMNS:
+                row[c] = str(v)
+            else:
+                row[c] = None if v is None or math.isnan(v) else float(v)
+        out.append(row)
+    return out
 
 
 def _hist_json(counts):
@@ -99,6 +187,36 @@ def growth_rate(mean_logs):
     return slope, math.sqrt(float(res @ res) / (n - 2) / sxx)
 
 
+def _points_of_rows(rows, columns):
+    """One per-point dict per point of ``rows``: its grid fields and growth
+    rate; the statistics of df/dx and f are unknown (None)."""
+    by_point = {}
+    for r in rows:
+        by_point.setdefault(r["point"], []).append(r)
+    points = []
+    for index, rs in sorted(by_point.items()):
+        p = dict.fromkeys(columns)
+        p.update({k: rs[0][k] for k in columns if k in rs[0]})
+        p["growth_rate"], p["growth_rate_se"] = growth_rate(
+            [r["mean_log10_abs_grad"] for r in sorted(rs, key=lambda r: r["layer"])])
+        points.append(p)
+    return points
+
+
+def _rates(point):
+    return {} if point is None else {k: point[k] for k in ("growth_rate", "growth_rate_se")}
+
+
+def _unique_index(df, dims):
+    """``df`` indexed by ``dims``; ValueError naming a duplicated grid point."""
+    out = df.set_index(dims)
+    dup = out.index.duplicated()
+    if dup.any():
+        raise ValueError(f"two rows of the table share {dict(zip(dims, out.index[dup][0]))}: "
+                         "an xarray needs one row per grid point (and layer)")
+    return out
+
+
 class SweepResult:
     """The tidy table of a sweep.
 
@@ -120,7 +238,12 @@ class SweepResult:
     #: inner bin edges of log10|g|; bin 0 is below the first, the last bin above the last
     hist_edges = HIST_LO + HIST_WIDTH * np.arange(HIST_BINS - 1)
 
-    def __init__(self, records):
+    #: the manifest of the sweep directory (or Parquet file) the table came
+    #: from or was written to (``manifest.json``); None for a sweep without ``out``
+    manifest = None
+
+    def __init__(self, records, manifest=None):
+        self.manifest = manifest
         self.records = sorted(records, key=lambda r: r["point"])
         self.rows, self.points, self.histograms, self.bias_histograms = [], [], {}, {}
         biased = any("bias" in r for r in self.records)
@@ -161,11 +284,76 @@ class SweepResult:
     def __iter__(self):
         return iter(self.rows)
 
-    def to_pandas(self):
-        """The rows as a pandas DataFrame (imports pandas)."""
-        import pandas as pd
+    @classmethod
+    def from_table(cls, rows, points=None, manifest=None):
+        """A SweepResult from table rows alone (``results.parquet`` or
+        ``results.csv``, without ``points/``): no records and no histograms.
+        ``points`` (``points.csv``) where known, else one per point from its
+        rows, with its growth rate and no df/dx or output statistics."""
+        self = cls([], manifest)
+        self.rows = sorted(rows, key=lambda r: (r["point"], r["layer"]))
+        if any("bias" in r for r in self.rows):
+            self.columns = ROW_COLUMNS[:5] + ("bias",) + ROW_COLUMNS[5:] + BIAS_COLUMNS
+            self.point_columns = POINT_COLUMNS[:5] + ("bias",) + POINT_COLUMNS[5:]
+        derived = _points_of_rows(self.rows, self.point_columns)
+        if points is None:
+            self.points = derived
+        else:  # a column an older points.csv lacks: None, growth rates from the rows
+            rates = {p["point"]: p for p in derived}
+            self.points = [{**dict.fromkeys(self.point_columns), **_rates(rates.get(p["point"])),
+                            **p} for p in sorted(points, key=lambda p: p["point"])]
+        return self
 
-        return pd.DataFrame(self.rows, columns=list(self.columns))
+    def to_pandas(self):
+        """The rows as a pandas DataFrame (imports pandas).
+
+        Typed columns: ``activation``, ``dist``, ``dtype`` categorical (in
+        grid order); ``point``, ``depth``, ``layer``, ``samples`` int64,
+        ``seed`` uint64; ``weight`` (and ``bias``) float64 where every setting
+        is a number, else str (``"normal:0,1.5"``, numbers as ``"1.0"``); the
+        statistics float64, NaN where no sample was valid.  ``attrs["manifest"]``
+        is the sweep's manifest where known (:attr:`manifest`).
+        """
+        df = typed_frame(self.rows, self.columns)
+        if self.manifest is not None:
+            df.attrs["manifest"] = self.manifest
+        return df
+
+    def to_xarray(self):
+        """The table as an ``xarray.Dataset`` (imports xarray and pandas).
+
+        Dimensions ``activation`` x ``depth`` x ``dist`` x ``weight`` (x
+        ``bias``) x ``layer``; data variables the per-layer statistics
+        (``mean_abs_grad`` ...; NaN for layers beyond a point's depth and for
+        points not in the table), and the per-point ones without ``layer``
+        (``input_grad_*``, ``output_*``, ``growth_rate``, ``growth_rate_se``).
+        Coordinates are typed as in :meth:`to_pandas`.  ``attrs``: ``samples``,
+        ``seed``, ``dtype`` and, where known, ``manifest`` (its JSON text, so
+        the Dataset can be written to netCDF).
+        """
+        import xarray as xr
+
+        dims = [d for d in _GRID_DIMS if d in self.columns]
+        rows = self.to_pandas()
+        stats = [c for c in self.columns if c not in (*dims, "layer", "point", "samples",
+                                                      "seed", "dtype")]
+        per_layer = xr.Dataset.from_dataframe(_unique_index(rows, dims + ["layer"])[stats])
+        pstats = [c for c in self.point_columns
+                  if c.startswith(("input_grad_", "output_", "growth_rate"))]
+        points = typed_frame(self.points, dims + pstats)
+        ds = xr.merge([per_layer, xr.Dataset.from_dataframe(_unique_index(points, dims))],
+                      join="outer", compat="no_conflicts", combine_attrs="drop")
+        for d in dims:  # plain str coordinates (grid order kept), which netCDF can write
+            index = ds.indexes[d]
+            if index.dtype.kind not in "iuf":
+                ds = ds.assign_coords({d: np.array([str(v) for v in index], dtype=str)})
+        for key in ("samples", "seed", "dtype"):
+            values = {r[key] for r in self.rows}
+            if len(values) == 1:
+                ds.attrs[key] = values.pop()
+        if self.manifest is not None:
+            ds.attrs["manifest"] = json.dumps(self.manifest)
+        return ds
 
     def to_json(self):
         return json.dumps({"results": self.rows, "points": self.points}, indent=1)
