@@ -51,8 +51,7 @@ def noise_params(p, noise, i, k):
 #: samples per block: (L+1) x 256 float32 scratch is 4 KB at depth 3 and stays
 #: in L1 up to depth ~45; 256 = 16 AVX-512 float32 vectors per inner loop
 BLOCK = 256
-def make_block_chain(forward, backward, per_sample_noise, in_place=False, write_output=True,
-                     weight_grads=True, input_grad=True):
+def make_block_chain(forward, backward, per_sample_noise, in_place=False, backward_needed=True):
     """The chain over one block of ``m`` samples, layers outer and samples inner.
 
     ``block_chain(xb, w, p, nb, a, dw, g, yb, m)`` reads inputs ``xb[:m]`` (and
@@ -70,18 +69,26 @@ def make_block_chain(forward, backward, per_sample_noise, in_place=False, write_
     per sample); there each layer is three loops that each write one array
     (3.6 ns).
 
-    ``write_output``, ``weight_grads``, ``input_grad`` (in place only): the
-    results the caller wants (``chain_grad(outputs=...)``); False removes
-    that result's stores (``yb``; df/dw into ``a``; with neither gradient,
-    the whole backward), closure constants that Numba prunes.  What remains
-    is the same operations, so the results kept are bit-identical.
+    ``backward_needed`` False (``chain_grad(outputs=("output",))``): the
+    backward is skipped, ``g`` and ``a`` past the forward are left as they
+    are.  Results not asked for are left out by the caller, which sends them
+    to an L1 scratch: measured, a store left out here or a loop split for it
+    made LLVM keep the loops scalar (3-10x slower).
     """
     # RReLU training: slot 0 is the sample's noise at layer k, read in the
     # loop itself under a closure constant (Numba prunes the other branch).
     # Handing the noise array to a helper instead made Numba incref/decref it
     # around every call: atomics in the inner loop, 16.6 vs 7 ns/sample (ELU).
     noisy = per_sample_noise
-    backward_needed = weight_grads or input_grad or not in_place
+    # A forward with ``.saving`` (activations.scalar) hands its backward a
+    # value it computed (LogSigmoid's exp(-|x|), Softplus's exp, Tanhshrink's
+    # tanh); in place, the block keeps it in ``dw``, then an (L x m) scratch
+    # of its own, instead of computing it again: Tanhshrink float32, depth 3,
+    # N = 1e7, 10-16 ns/sample against 23-32 recomputing (a loaded 2-core
+    # machine, alternate runs).
+    saving = getattr(forward, "saving", None) if in_place else None
+    forward_saving, backward_saved = saving if saving else (forward, backward)
+    saves = saving is not None
 
     # inline at Numba IR level: the loops must sit in the caller's body, where
     # the views' strides are known, or LLVM keeps them scalar
@@ -95,26 +102,29 @@ def make_block_chain(forward, backward, per_sample_noise, in_place=False, write_
             wk = w[k]
             for j in range(m):
                 pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
-                a[k + 1, j] = forward(linear(wk, a[k, j]), pk)
-        if write_output:
-            for j in range(m):
-                yb[j] = a[n_layers, j]
-        if not backward_needed:
-            return
+                if saves:
+                    a[k + 1, j], dw[k, j] = forward_saving(linear(wk, a[k, j]), pk)
+                else:
+                    a[k + 1, j] = forward(linear(wk, a[k, j]), pk)
         for j in range(m):
+            yb[j] = a[n_layers, j]
             g[j] = one
         for k in range(n_layers - 1, -1, -1):
+            if not backward_needed:
+                break
             wk = w[k]
             if in_place:
                 for j in range(m):
                     a_prev = a[k, j]
                     z = linear(wk, a_prev)
                     pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
-                    gz = backward(g[j], z, a[k + 1, j], pk)
+                    if saves:
+                        gz = backward_saved(g[j], z, dw[k, j], pk)
+                    else:
+                        gz = backward(g[j], z, a[k + 1, j], pk)
                     # NaN in, NaN out: torch's value here depends on SIMD vs scalar path
                     gz = z if z != z else gz
-                    if weight_grads:
-                        a[k + 1, j] = linear(gz, a_prev)  # a_{k+1} is done with: df/dw_{k+1}
+                    a[k + 1, j] = linear(gz, a_prev)  # a_{k+1} is done with: df/dw_{k+1}
                     g[j] = linear(gz, wk)
                 continue
             # the same operations as three loops, each writing one array
@@ -159,8 +169,7 @@ def bias_grad(gz):
     return gz + type(gz)(0.0)
 
 
-def make_layer_loops(forward, backward, noisy, has_bias, slot, weight_grads=True,
-                     bias_grads=True):
+def make_layer_loops(forward, backward, noisy, has_bias, slot):
     """One layer's forward and backward loops over a block, for slot number
     ``slot`` of a :class:`~gradkern.chain.layers.LayerPlan`: the operations of
     :func:`make_block_chain`'s in-place form, plus the bias.
@@ -170,11 +179,9 @@ def make_layer_loops(forward, backward, noisy, has_bias, slot, weight_grads=True
     ``a[k + 1, :m]`` into df/dw_{k+1}, ``g[:m]`` into the gradient below the
     layer and, with ``has_bias``, writes df/db_{k+1} to ``gb[k, :m]``.
     ``params`` is the plan's flat tuple of parameters, 4 per slot: this
-    slot's are at constant indices.  ``weight_grads`` / ``bias_grads`` False:
-    that result's stores are left out (``chain_grad(outputs=...)``).
+    slot's are at constant indices.
     """
     first = 4 * slot
-    write_gb = has_bias and bias_grads
     # Measured (ReLU, float32, depth 3, serial, 2e6 samples): parameters at
     # constant indices of a tuple argument, 2.5 ms, as the plain kernel; read
     # per layer from an (L, 4) array or by a run-time tuple index, 9-15 ms:
@@ -198,10 +205,9 @@ def make_layer_loops(forward, backward, noisy, has_bias, slot, weight_grads=True
             gz = backward(g[j], z, a[k + 1, j], pj)
             # NaN in, NaN out: torch's value here depends on SIMD vs scalar path
             gz = z if z != z else gz
-            if write_gb:
+            if has_bias:
                 gb[k, j] = bias_grad(gz)
-            if weight_grads:
-                a[k + 1, j] = linear(gz, a_prev)
+            a[k + 1, j] = linear(gz, a_prev)
             g[j] = linear(gz, wk)
 
     return forward_layer, backward_layer
@@ -242,7 +248,7 @@ def make_slot_dispatch(loops, first=0):
     return forward_layer, backward_layer
 
 
-def make_layered_block_chain(slots, has_bias, outputs=None):
+def make_layered_block_chain(slots, has_bias, backward_needed=True):
     """:func:`make_block_chain` (in place) for a LayerPlan's ``slots``.
 
     ``block_chain(xb, w, b, slot, params, nb, a, gb, g, yb, m)``: layer k runs
@@ -256,17 +262,12 @@ def make_layered_block_chain(slots, has_bias, outputs=None):
     closures several slots need) ran 11-15 ms against 2.7-3.3 ms in the body:
     LLVM kept them scalar.
 
-    ``outputs`` (an :class:`~gradkern.chain.outputs.Outputs`; None: all):
-    the stores of a result not asked for are left out, and with no gradient
-    asked for, the backward.
+    ``backward_needed`` as :func:`make_block_chain`'s.
     """
-    write_y, write_gw, write_gx, write_gb = (True,) * 4 if outputs is None else outputs
-    backward_needed = write_gw or write_gx or (has_bias and write_gb)
     if len(slots) == 1:
-        return _one_slot_block_chain(*slots[0], has_bias, write_y, write_gw, write_gb,
-                                     backward_needed)
+        return _one_slot_block_chain(*slots[0], has_bias, backward_needed)
     forward_layer, backward_layer = make_slot_dispatch(
-        [make_layer_loops(forward, backward, noisy, has_bias, i, write_gw, write_gb)
+        [make_layer_loops(forward, backward, noisy, has_bias, i)
          for i, (forward, backward, noisy) in enumerate(slots)])
 
     @numba.njit(inline="always", error_model="numpy")
@@ -277,23 +278,19 @@ def make_layered_block_chain(slots, has_bias, outputs=None):
             a[0, j] = xb[j]
         for k in range(n_layers):
             forward_layer(slot[k], a, k, w[k], b[k], params, nb, m)
-        if write_y:
-            for j in range(m):
-                yb[j] = a[n_layers, j]
-        if not backward_needed:
-            return
         for j in range(m):
+            yb[j] = a[n_layers, j]
             g[j] = one
         for k in range(n_layers - 1, -1, -1):
+            if not backward_needed:
+                break
             backward_layer(slot[k], a, gb, g, k, w[k], b[k], params, nb, m)
 
     return block_chain
 
 
-def _one_slot_block_chain(forward, backward, noisy, has_bias, write_y, write_gw, write_gb,
-                          backward_needed):
+def _one_slot_block_chain(forward, backward, noisy, has_bias, backward_needed):
     # make_layer_loops' two loops, written out in the block chain's own body
-    write_gb_ = has_bias and write_gb
     @numba.njit(inline="always", error_model="numpy")
     def block_chain(xb, w, b, slot, params, nb, a, gb, g, yb, m):
         n_layers = w.shape[0]
@@ -307,14 +304,12 @@ def _one_slot_block_chain(forward, backward, noisy, has_bias, write_y, write_gw,
                 z = biased(wk, a[k, j], bk) if has_bias else linear(wk, a[k, j])
                 pj = (nb[j, k], p[1], p[2], p[3]) if noisy else p
                 a[k + 1, j] = forward(z, pj)
-        if write_y:
-            for j in range(m):
-                yb[j] = a[n_layers, j]
-        if not backward_needed:
-            return
         for j in range(m):
+            yb[j] = a[n_layers, j]
             g[j] = one
         for k in range(n_layers - 1, -1, -1):
+            if not backward_needed:
+                break
             wk, bk = w[k], b[k]
             for j in range(m):
                 a_prev = a[k, j]
@@ -323,10 +318,9 @@ def _one_slot_block_chain(forward, backward, noisy, has_bias, write_y, write_gw,
                 gz = backward(g[j], z, a[k + 1, j], pj)
                 # NaN in, NaN out: torch's value here depends on SIMD vs scalar path
                 gz = z if z != z else gz
-                if write_gb_:
+                if has_bias:
                     gb[k, j] = bias_grad(gz)
-                if write_gw:
-                    a[k + 1, j] = linear(gz, a_prev)
+                a[k + 1, j] = linear(gz, a_prev)
                 g[j] = linear(gz, wk)
 
     return block_chain
