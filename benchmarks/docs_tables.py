@@ -220,7 +220,7 @@ def readme_performance():
     sweep = _sweep_rates("sweep-cpu-1e8.json")
     sweep_ratio = _ratio_range([r["gradkern"] / r["jax"] for r in sweep.values()])
     lines = [
-        f"Machine: {_machine(machine)}.", "", table, "",
+        f"Machine: {_machine(machine)}.{_note('float32')}", "", table, "",
         f"- **Where it loses or ties** (below 1.05x its best peer; Tanh and ReLU, N = 1e3 to "
         f"1e8, against JAX and torch): {lose}.",
         f"- Slowest against torch batched autograd: "
@@ -349,7 +349,14 @@ def _targets_table(dtype):
     if present("gradkern-cpu-w"):
         head.append("ns/sample, df/dw only")
     head += [names[p] for p in peers + floors]
-    return f"Machine: {_machine(machine)}.\n\n" + _md_table(head, rows) + "\n\n" + _targets_note(by_act)
+    return (f"Machine: {_machine(machine)}.{_note(dtype)}\n\n" + _md_table(head, rows) + "\n\n"
+            + _targets_note(by_act))
+
+
+def _note(dtype):
+    """The results file's own note on how it was measured (e.g. a shared machine), if any."""
+    note = _load(f"cpu-1e7-{dtype}.json").get("note")
+    return f" Note: {note}." if note else ""
 
 
 #: the CPU targets: gradkern / peer with the same outputs, N = 1e7
