@@ -1,7 +1,7 @@
 """The chain-gradient throughput table: every activation at N = 1e7, depth 3,
 gradkern against JAX, torch and the memory floor, like compared with like.
 
-    python benchmarks/chain_1e7.py                       # float32 -> benchmarks/results/cpu-1e7-float32.json
+    python benchmarks/chain_1e7.py          # float32 -> benchmarks/results/cpu-1e7-float32.json
     python benchmarks/chain_1e7.py --dtype float64 --acts Tanh,ReLU --out F.json
 
 Each peer is compared with gradkern computing the same results
