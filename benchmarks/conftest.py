@@ -9,8 +9,9 @@ import numpy as np
 def pytest_addoption(parser):
     g = parser.getgroup("gradkern benchmarks")
     g.addoption("--sizes", default="1e3,1e4,1e5,1e6,1e7,1e8", help="comma-separated N")
-    g.addoption("--libs", default="gradkern-cpu,torch-batched,torch-func,torch-compile,jax,"
-                                  "seed-loop,memory-floor",
+    g.addoption("--libs", default="gradkern-cpu,gradkern-cpu-w,torch-batched,torch-func,"
+                                  "torch-compile,jax,jax-grad,seed-loop,memory-floor,"
+                                  "memory-floor-w",
                 help="comma-separated entries of gradkern.bench.cpu.LIBS")
     g.addoption("--acts", default="all", help="comma-separated activation names, or all")
     g.addoption("--dtypes", default="float32,float64")

@@ -207,11 +207,12 @@ def readme_performance():
         libs = [by_act[n] for n in names if n in by_act]
         ours = [v["gradkern-cpu"] for v in libs]
         rows.append([f"{label} ({len(libs)})", _sci_range(ours),
-                     _ratio_range([v["gradkern-cpu"] / v["jax"] for v in libs]),
-                     _ratio_range([v["gradkern-cpu"] / v["torch-batched"] for v in libs]),
-                     _pct_range([v["gradkern-cpu"] / v["memory-floor"] for v in libs])])
+                     _ratio_range([_ratio(v, "jax") for v in libs]),
+                     _ratio_range([_ratio(v, "jax-grad") for v in libs]),
+                     _ratio_range([_ratio(v, "torch-batched") for v in libs]),
+                     _pct_range([_ratio(v, "memory-floor") for v in libs])])
     table = _md_table(["N = 1e7, float32, depth 3", "gradkern samples/s", "x JAX",
-                       "x torch batched", "of memory floor"], rows)
+                       "x JAX grad (df/dw only)", "x torch batched", "of memory floor"], rows)
     slow = sorted(((v["gradkern-cpu"] / v["torch-batched"], n) for n, v in by_act.items()),
                   key=lambda t: t[0])[:2]
     losses = _losses()
@@ -219,7 +220,7 @@ def readme_performance():
     sweep = _sweep_rates("sweep-cpu-1e8.json")
     sweep_ratio = _ratio_range([r["gradkern"] / r["jax"] for r in sweep.values()])
     lines = [
-        f"Machine: {_machine(machine)}.", "", table, "",
+        f"Machine: {_machine(machine)}.{_note('float32')}", "", table, "",
         f"- **Where it loses or ties** (below 1.05x its best peer; Tanh and ReLU, N = 1e3 to "
         f"1e8, against JAX and torch): {lose}.",
         f"- Slowest against torch batched autograd: "
@@ -321,35 +322,59 @@ def activations_detail():
 # performance
 
 
+def _ratio(v, peer):
+    """gradkern with ``peer``'s outputs over ``peer`` (report.REFERENCE), or None."""
+    mine = v.get(report._ours(peer))
+    return mine / v[peer] if mine and v.get(peer) else None
+
+
 def _targets_table(dtype):
     by_act, machine = _cpu_rows(dtype)
-    peers = [p for p in ("torch-batched", "torch-func", "torch-compile", "jax", "memory-floor")
-             if any(p in v for v in by_act.values())]
+    present = lambda lib: any(lib in v for v in by_act.values())  # noqa: E731
+    peers = [p for p in ("jax", "jax-grad", "torch-batched", "torch-func") if present(p)]
+    floors = [f for f in ("memory-floor", "memory-floor-w") if present(f)]
+    names = {"jax": "x JAX", "jax-grad": "x JAX grad (df/dw)", "torch-batched": "x torch batched",
+             "torch-func": "x torch.func", "memory-floor": "of floor",
+             "memory-floor-w": "of floor (df/dw)"}
     rows = []
     for act, v in by_act.items():
         g = v["gradkern-cpu"]
-        cells = [act, report.fmt(g)] + [report.fmt(v.get(p)) for p in peers]
-        cells += [f"{g / v['jax']:.2f}x", f"{g / v['torch-batched']:.2f}x",
-                  f"{100 * g / v['memory-floor']:.0f}%"]
+        cells = [act, report.fmt(g), f"{1e9 / g:.2f}"]
+        if present("gradkern-cpu-w"):
+            cells.append(f"{1e9 / v['gradkern-cpu-w']:.2f}" if v.get("gradkern-cpu-w") else "—")
+        cells += ["—" if _ratio(v, p) is None else f"{_ratio(v, p):.2f}x" for p in peers]
+        cells += ["—" if _ratio(v, f) is None else f"{100 * _ratio(v, f):.0f}%" for f in floors]
         rows.append(cells)
-    head = ["activation", "gradkern-cpu", *peers, "x JAX", "x torch batched", "of floor"]
-    return f"Machine: {_machine(machine)}.\n\n" + _md_table(head, rows) + "\n\n" + _targets_note(by_act)
+    head = ["activation", "gradkern samples/s", "ns/sample"]
+    if present("gradkern-cpu-w"):
+        head.append("ns/sample, df/dw only")
+    head += [names[p] for p in peers + floors]
+    return (f"Machine: {_machine(machine)}.{_note(dtype)}\n\n" + _md_table(head, rows) + "\n\n"
+            + _targets_note(by_act))
 
 
-#: the CPU targets: gradkern / JAX and gradkern / torch batched autograd, N = 1e7
-TARGETS = {"jax": 1.5, "torch-batched": 10.0}
+def _note(dtype):
+    """The results file's own note on how it was measured (e.g. a shared machine), if any."""
+    note = _load(f"cpu-1e7-{dtype}.json").get("note")
+    return f" Note: {note}." if note else ""
+
+
+#: the CPU targets: gradkern / peer with the same outputs, N = 1e7
+TARGETS = report.TARGETS
 
 
 def _targets_note(by_act):
     gk = _gradkern()
-    misses = [f"{act} ({v['gradkern-cpu'] / v[peer]:.2f}x {peer})" for act, v in by_act.items()
-              for peer, t in TARGETS.items() if v["gradkern-cpu"] / v[peer] < t]
+    misses = [f"{act} ({_ratio(v, peer):.2f}x {peer})" for act, v in by_act.items()
+              for peer, t in TARGETS.items()
+              if _ratio(v, peer) is not None and _ratio(v, peer) < t]
     shares = []
     for label, pl in (("piecewise-linear", True), ("smooth", False)):
-        f = [v["gradkern-cpu"] / v["memory-floor"] for a, v in by_act.items()
-             if gk.ACTIVATIONS[a].piecewise_linear == pl]
+        f = [_ratio(v, "memory-floor") for a, v in by_act.items()
+             if gk.ACTIVATIONS[a].piecewise_linear == pl and _ratio(v, "memory-floor")]
         shares.append(f"{label} {_pct_range(f)}")
-    target = ", ".join(f">= {t:g}x {p}" for p, t in TARGETS.items())
+    target = ", ".join(f">= {t:g}x {p}" for p, t in TARGETS.items()
+                       if any(p in v for v in by_act.values()))
     return (f"Below the targets ({target}): {', '.join(misses) or 'none'}. "
             f"Share of the memory floor: {'; '.join(shares)}.")
 
@@ -367,11 +392,16 @@ def perf_cpu_float64():
 @region("perf-floor")
 def perf_floor():
     by_act, _ = _cpu_rows("float32")
-    floor = [v["memory-floor"] for v in by_act.values()]
-    # x read, output, df/dx and L = 3 columns of df/dw written: (3 + L) * 4 bytes
-    gbs = [f * 24 / 1e9 for f in floor]
-    return (f"The memory floor ran at {_sci_range(floor)} samples/s = "
-            f"{min(gbs):.0f}-{max(gbs):.0f} GB/s (24 bytes per sample) on this machine.")
+    out = []
+    # x read and, of the results, (3 + L) * 4 = 24 bytes or, df/dw alone, (1 + L) * 4 = 16
+    for lib, nbytes, what in (("memory-floor", 24, "all three results"),
+                              ("memory-floor-w", 16, "df/dw alone")):
+        floor = [v[lib] for v in by_act.values() if lib in v]
+        if floor:
+            gbs = [f * nbytes / 1e9 for f in floor]
+            out.append(f"{_sci_range(floor)} samples/s = {min(gbs):.0f}-{max(gbs):.0f} GB/s "
+                       f"for {what} ({nbytes} bytes per sample)")
+    return "The memory floor ran at " + "; ".join(out) + " on this machine."
 
 
 @region("perf-scaling")

@@ -14,7 +14,7 @@ __all__ = ["ChainGrad", "chain_grad", "BACKENDS"]
 
 
 def chain_grad(x, activation, weights, *, biases=None, backend="cpu", out=None, noise=None,
-               seed=None, stream=None):
+               seed=None, stream=None, outputs=None):
     """Output, df/dx, every df/dw_i (and df/db_i) of the chain
     f = a_L(w_L*a_{L-1}(...a_1(w_1*x + b_1)...) + b_L).
 
@@ -51,7 +51,8 @@ def chain_grad(x, activation, weights, *, biases=None, backend="cpu", out=None, 
         build); both native ones need ``make -C cuda`` first.
     out : ChainGrad or tuple of 3 arrays, optional
         Arrays to write the results into (shapes (N,), (N, L), (N,), dtype as
-        above); returned.  With biases, df/db goes to ``out.bias_grads`` when
+        above); returned.  With ``outputs``, None in the place of each result
+        not asked for (an array there, or None for one asked for, is an error).  With biases, df/db goes to ``out.bias_grads`` when
         ``out`` is a ChainGrad that has one (a result of an earlier call with
         biases), else to a new array.  Device arrays when x is one.  None of them may
         overlap another or any input (as passed, or converted); numpy masked
@@ -77,6 +78,17 @@ def chain_grad(x, activation, weights, *, biases=None, backend="cpu", out=None, 
         CUDA backends only: the stream to work on (a numba stream, a
         ``torch.cuda.Stream``, a CuPy stream or a raw handle).  Passing one to
         the cpu backend is a TypeError.
+    outputs : str or sequence of str, optional
+        The results to compute and write, any of ``"output"``,
+        ``"weight_grads"``, ``"input_grad"`` and (with biases)
+        ``"bias_grads"``; e.g. ``outputs=("weight_grads",)`` for the
+        per-sample weight gradients alone, what ``vmap(grad(f))`` gives.  The
+        others are neither computed nor written (None in the result), so a
+        memory-bound activation runs in proportion to the bytes asked for;
+        the arrays returned are bit-identical to the full call's.  None
+        (default): all of them.  Each set is its own compiled kernel, built on
+        first use.  The native backends compute the full set only
+        (NativeUnsupportedError otherwise).
 
     Returns
     -------
@@ -84,13 +96,15 @@ def chain_grad(x, activation, weights, *, biases=None, backend="cpu", out=None, 
         ``output`` (N,), ``weight_grads`` (N, L) with column i = df/dw_{i+1},
         ``input_grad`` (N,); and the attribute ``bias_grads`` (N, L), column i
         = df/db_{i+1} (the gradient into layer i+1's pre-activation, what
-        autograd gives ``Linear.bias.grad``), or None without biases.
+        autograd gives ``Linear.bias.grad``), or None without biases.  A
+        result left out of ``outputs`` is None.
 
     Raises
     ------
     BackendUnavailableError
         The backend cannot run here, or (the native ones) cannot run a chain
-        with biases or with more than one activation.
+        with biases, with more than one activation, or with ``outputs``
+        other than all of them.
 
     Notes
     -----
@@ -108,6 +122,8 @@ def chain_grad(x, activation, weights, *, biases=None, backend="cpu", out=None, 
         if "stream" not in inspect.signature(run).parameters:
             raise TypeError(f"backend {backend!r} does not take stream= (it is for GPU backends)")
         kwargs["stream"] = stream
+    if outputs is not None:
+        kwargs["outputs"] = outputs
     return run(x, act, weights, biases=biases, out=out, noise=noise, seed=seed, **kwargs)
 
 

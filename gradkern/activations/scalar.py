@@ -147,11 +147,30 @@ def relu_backward(g, x, y, p):
 # Sigmoid family (no parameters)
 # ----------------------------------------------------------------------------
 @jit
-def log_sigmoid_forward(x, p):
-    r"""``min(x, 0) - log1p(exp(-|x|))``, PyTorch's overflow-free form."""
+def log_sigmoid_forward_saving(x, p):
+    r"""``(y, b)``: y = ``min(x, 0) - log1p(b)`` with b = exp(-|x|), PyTorch's
+    overflow-free form, and the buffer b its forward saves for the backward."""
     T = type(x)
     m = T(0.0) if x >= T(0.0) else x  # NaN-propagating min(x, 0)
-    return m - vlog1p(vexp(-abs(x)))
+    b = vexp(-abs(x))
+    return m - vlog1p(b), b
+
+
+@jit
+def log_sigmoid_forward(x, p):
+    r"""``min(x, 0) - log1p(exp(-|x|))``, PyTorch's overflow-free form."""
+    return log_sigmoid_forward_saving(x, p)[0]
+
+
+@jit
+def log_sigmoid_backward_saved(g, x, b, p):
+    r"""``x < 0 ? (1 - b/(1+b))*g : (0 + b/(1+b))*g`` from the forward's buffer
+    b = exp(-|x|), as torch's ``log_sigmoid_backward(grad, self, buffer)``."""
+    T = type(x)
+    q = b / (T(1.0) + b)
+    if x < T(0.0):
+        return (T(1.0) - q) * g
+    return (T(0.0) + q) * g
 
 
 @jit
@@ -160,12 +179,7 @@ def log_sigmoid_backward(g, x, y, p):
 
     LogSigmoid'(0) = 0.5; +inf -> 0, -inf -> 1.
     """
-    T = type(x)
-    b = vexp(-abs(x))
-    q = b / (T(1.0) + b)
-    if x < T(0.0):
-        return (T(1.0) - q) * g
-    return (T(0.0) + q) * g
+    return log_sigmoid_backward_saved(g, x, vexp(-abs(x)), p)
 
 
 @jit
@@ -187,16 +201,34 @@ def sigmoid_backward(g, x, y, p):
 # Softplus.  p = (beta, threshold, -, -)
 # ----------------------------------------------------------------------------
 @jit
-def softplus_forward(x, p):
-    r"""``x*beta > threshold ? x : log1p(exp(x*beta)) / beta``.
+def softplus_forward_saving(x, p):
+    r"""``(y, z)``: y = ``x*beta > threshold ? x : log1p(z) / beta`` with
+    z = exp(x*beta), and z, which the backward needs again.
 
     The linear branch returns x itself, and only when x*beta > threshold
     strictly.  Written as a select of both branches: with an early ``return x``
     LLVM kept the loop scalar (8.8 ns/element vs 1.4 measured).
     """
     xb = x * p[0]
-    smooth = vlog1p(vexp(xb)) / p[0]
-    return x if xb > p[1] else smooth
+    z = vexp(xb)
+    smooth = vlog1p(z) / p[0]
+    return (x if xb > p[1] else smooth), z
+
+
+@jit
+def softplus_forward(x, p):
+    r"""``x*beta > threshold ? x : log1p(exp(x*beta)) / beta``."""
+    return softplus_forward_saving(x, p)[0]
+
+
+@jit
+def softplus_backward_saved(g, x, z, p):
+    r"""``x*beta > threshold ? g : (g*z)/(z+1)`` with the forward's z = exp(x*beta):
+    torch's backward computes the same exp from the input."""
+    T = type(x)
+    if x * p[0] > p[1]:
+        return g
+    return (g * z) / (z + T(1.0))
 
 
 @jit
@@ -207,12 +239,7 @@ def softplus_backward(g, x, y, p):
     there (z = 4.85e8 at the default threshold 20), so it gives exactly 1.0
     for g = 1.
     """
-    T = type(x)
-    xb = x * p[0]
-    if xb > p[1]:
-        return g
-    z = vexp(xb)
-    return (g * z) / (z + T(1.0))
+    return softplus_backward_saved(g, x, vexp(x * p[0]), p)
 
 
 # ----------------------------------------------------------------------------
@@ -294,17 +321,40 @@ def tanh_backward(g, x, y, p):
 
 
 @jit
+def tanhshrink_forward_saving(x, p):
+    r"""``(x - t, t)`` with t = tanh(x): torch's composite saves t (the Tanh
+    node's output) for its backward."""
+    t = vtanh(x)
+    return x - t, t
+
+
+@jit
 def tanhshrink_forward(x, p):
     r"""``x - tanh(x)``."""
-    return x - vtanh(x)
+    return tanhshrink_forward_saving(x, p)[0]
+
+
+@jit
+def tanhshrink_backward_saved(g, x, t, p):
+    r"""``g + (-g)*fma(-t, t, 1)`` from the forward's t = tanh(x)."""
+    T = type(x)
+    return g + (-g) * fma(-t, t, T(1.0))
 
 
 @jit
 def tanhshrink_backward(g, x, y, p):
     r"""``g + (-g)*fma(-t, t, 1)`` with t = tanh(x) (Sub then Tanh backward)."""
-    T = type(x)
-    t = vtanh(x)
-    return g + (-g) * fma(-t, t, T(1.0))
+    return tanhshrink_backward_saved(g, x, vtanh(x), p)
+
+
+# Saved values: a forward that computes what its backward needs again (torch
+# saves it: LogSigmoid's buffer, Tanhshrink's tanh; Softplus's exp is the same
+# value recomputed) names the pair that passes it along.  The CPU chain kernel
+# keeps it for the block (chain.core.make_block_chain) instead of computing the
+# exp or tanh twice; both pairs give the same bits, by construction.
+log_sigmoid_forward.saving = (log_sigmoid_forward_saving, log_sigmoid_backward_saved)
+softplus_forward.saving = (softplus_forward_saving, softplus_backward_saved)
+tanhshrink_forward.saving = (tanhshrink_forward_saving, tanhshrink_backward_saved)
 
 
 # ----------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """The ways users compute these gradients today, as comparable callables.
 
 Each entry of :data:`LIBS` takes ``(x, act, weights)`` (numpy x of the benchmark
-dtype) and returns a zero-argument function that computes the output, the
-per-sample df/dw (N, L) and df/dx for all of x, plus a ``to_numpy`` that turns
-its result into a :class:`~gradkern.ChainGrad` so benchmarks can check it.
+dtype) and returns a zero-argument function that computes the results its
+``outputs`` name for all of x -- the output, the per-sample df/dw (N, L) and
+df/dx, or (``jax-grad``: ``vmap(grad)``) df/dw alone -- plus a ``to_numpy``
+that turns its result into a :class:`~gradkern.ChainGrad` (None for a result
+it does not compute) so benchmarks can check it.  Like is compared with like:
+each peer's ratio is taken against the gradkern lib (and the memory floor)
+with the same ``outputs`` (:func:`reference_lib`).
 Setup work (allocations of outputs, tracing, compilation) happens in the
 factory, outside the timed call, so a timing is the steady-state cost.
 
@@ -21,7 +25,11 @@ from ..api import chain_grad
 from ..chain.arrays import ChainGrad
 from .peers import jax_activation, jax_skip_reason
 
-__all__ = ["LIBS", "Lib", "machine_info"]
+__all__ = ["LIBS", "Lib", "machine_info", "ALL_OUTPUTS", "WEIGHT_GRADS", "reference_lib"]
+
+#: what a lib returns: the three results, or the weight gradients alone
+ALL_OUTPUTS = ("output", "weight_grads", "input_grad")
+WEIGHT_GRADS = ("weight_grads",)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,7 @@ class Lib:
     max_n: int  # larger sizes are skipped (too slow or too much memory)
     doc: str
     cannot: Callable = lambda act: None  # (act) -> why it cannot run act, or None
+    outputs: tuple = ALL_OUTPUTS  # the results it computes (chain_grad's outputs= names)
 
     def skip_reason(self, act, n):
         reason = self.cannot(act)
@@ -41,17 +50,24 @@ class Lib:
         return None
 
 
-def _gradkern_cpu(x, act, w):
+def _out_arrays(x, depth, outputs):
+    n, dt = x.shape[0], x.dtype
+    shapes = {"output": (n,), "weight_grads": (n, depth), "input_grad": (n,)}
+    return ChainGrad(*(np.empty(shapes[k], dt) if k in outputs else None for k in ALL_OUTPUTS))
+
+
+def _gradkern_cpu(x, act, w, outputs=ALL_OUTPUTS):
     w = np.asarray(w, dtype=x.dtype)
     n, depth = x.shape[0], w.shape[0]
-    out = ChainGrad(np.empty(n, x.dtype), np.empty((n, depth), x.dtype), np.empty(n, x.dtype))
+    out = _out_arrays(x, depth, outputs)
     noise = None
     if act.stochastic:
         lower, upper = act.noise_bounds()
         noise = np.random.default_rng(0).uniform(lower, upper, (n, depth)).astype(x.dtype)
+    wanted = None if outputs == ALL_OUTPUTS else outputs
 
     def run():
-        return chain_grad(x, act, w, out=out, noise=noise)
+        return chain_grad(x, act, w, out=out, noise=noise, outputs=wanted)
 
     run()  # compile (or load from the disk cache) outside the timing
     return run, lambda r: r
@@ -152,6 +168,33 @@ def _jax(x, act, w):
     return run, lambda r: ChainGrad(*(np.asarray(t) for t in r))
 
 
+def _jax_grad(x, act, w):
+    """JAX: jit(vmap(grad(f))) with respect to the weights: df/dw alone."""
+    import jax
+
+    if x.dtype == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    a_fn = jax_activation(act)
+
+    def f(wv, xn):
+        a = xn
+        for k in range(wv.shape[0]):
+            a = a_fn(wv[k] * a, None)
+        return a
+
+    fn = jax.jit(jax.vmap(jax.grad(f), in_axes=(None, 0)))
+    xj = jax.device_put(jnp.asarray(x))
+    wj = jax.device_put(jnp.asarray(np.asarray(w, dtype=x.dtype)))
+
+    def run():
+        return jax.block_until_ready(fn(wj, xj))
+
+    run()  # trace and compile outside the timing
+    return run, lambda r: ChainGrad(None, np.asarray(r), None)
+
+
 def _no_vmap(act):
     if not act.spec.torch_vmap:
         return f"torch.func.vmap cannot batch torch.nn.{act.name}"
@@ -161,6 +204,10 @@ def _no_vmap(act):
 LIBS = {
     "gradkern-cpu": Lib("gradkern-cpu", _gradkern_cpu, 10**9,
                         "gradkern.chain_grad, Numba parallel CPU kernel, preallocated out="),
+    "gradkern-cpu-w": Lib("gradkern-cpu-w",
+                          lambda x, a, w: _gradkern_cpu(x, a, w, WEIGHT_GRADS), 10**9,
+                          "gradkern.chain_grad(outputs=('weight_grads',)), preallocated out=",
+                          outputs=WEIGHT_GRADS),
     "torch-batched": Lib("torch-batched", _torch_batched, 3 * 10**7,
                          "torch autograd on the batch, per-sample weight copies, one backward"),
     "torch-func": Lib("torch-func", _torch_func, 10**7, "torch.func.vmap(grad(f))",
@@ -170,24 +217,41 @@ LIBS = {
     "seed-loop": Lib("seed-loop", _seed_loop, 10**4,
                      "the seed notebook: per-sample nn.Module forward + backward"),
     "jax": Lib("jax", _jax, 10**8, "JAX jit(vmap(value_and_grad(f)))", jax_skip_reason),
+    "jax-grad": Lib("jax-grad", _jax_grad, 10**8, "JAX jit(vmap(grad(f))): df/dw alone",
+                    jax_skip_reason, outputs=WEIGHT_GRADS),
 }
 
 
 # ----------------------------------------------------------------------------
 # The memory floor: the same bytes moved, no arithmetic
 # ----------------------------------------------------------------------------
-def bytes_per_sample(depth, dtype):
-    """Bytes that must move per sample: read x; write f(x), df/dx, L df/dw_i."""
-    return (3 + depth) * np.dtype(dtype).itemsize
+def bytes_per_sample(depth, dtype, outputs=ALL_OUTPUTS):
+    """Bytes that must move per sample: read x; write what ``outputs`` names
+    of f(x), L df/dw_i and df/dx (all three: (3 + L) values)."""
+    values = 1 + ("output" in outputs) + depth * ("weight_grads" in outputs) \
+        + ("input_grad" in outputs)
+    return values * np.dtype(dtype).itemsize
+
+
+def reference_lib(lib):
+    """The gradkern lib with ``lib``'s outputs: what its ratio is taken against."""
+    return "gradkern-cpu-w" if LIBS[lib].outputs == WEIGHT_GRADS else "gradkern-cpu"
+
+
+def floor_lib(lib):
+    """The memory floor with ``lib``'s outputs."""
+    return "memory-floor-w" if LIBS[lib].outputs == WEIGHT_GRADS else "memory-floor"
 
 
 @functools.lru_cache(maxsize=None)
-def _floor_kernel():
+def _floor_kernel(outputs=ALL_OUTPUTS):
     import numba
 
     from .._numba.cache import cache_kernel
     from ..chain.core import BLOCK
     from ..chain.cpu import CHUNKS_PER_THREAD
+
+    write_y, write_gw, write_gx = (k in outputs for k in ALL_OUTPUTS)
 
     @numba.njit(parallel=True, error_model="numpy")
     def floor(x, out_y, out_gw, out_gx, n_threads):
@@ -203,24 +267,30 @@ def _floor_kernel():
                 yb = out_y[i0:i0 + m]
                 gxb = out_gx[i0:i0 + m]
                 gwb = out_gw[i0:i0 + m]
-                for j in range(m):
-                    yb[j] = xb[j]
-                    gxb[j] = xb[j]
-                for k in range(n_layers):
+                if write_y:
                     for j in range(m):
-                        gwb[j, k] = xb[j]
+                        yb[j] = xb[j]
+                if write_gx:
+                    for j in range(m):
+                        gxb[j] = xb[j]
+                if write_gw:
+                    for k in range(n_layers):
+                        for j in range(m):
+                            gwb[j, k] = xb[j]
 
-    return cache_kernel(floor, "memory-floor")
+    return cache_kernel(floor, "memory-floor", ",".join(outputs))
 
 
-def _memory_floor(x, act, w):
-    """Reads x and writes the three results with the kernel's own loop
-    structure and no arithmetic: the fastest any chain kernel can be."""
+def _memory_floor(x, act, w, outputs=ALL_OUTPUTS):
+    """Reads x and writes the results ``outputs`` names with the kernel's own
+    loop structure and no arithmetic: the fastest any chain kernel can be."""
     from .._numba import threads as _threads
 
-    kernel = _floor_kernel()
+    kernel = _floor_kernel(outputs)
     n, depth = x.shape[0], len(w)
-    out = ChainGrad(np.empty(n, x.dtype), np.empty((n, depth), x.dtype), np.empty(n, x.dtype))
+    # a result not written gets an empty array of its rank
+    out = ChainGrad(*(np.empty(shape if k in outputs else (0,) + shape[1:], x.dtype)
+                      for k, shape in zip(ALL_OUTPUTS, ((n,), (n, depth), (n,)))))
 
     def run():
         kernel(x, out.output, out.weight_grads, out.input_grad, _threads.num_threads())
@@ -232,6 +302,10 @@ def _memory_floor(x, act, w):
 
 LIBS["memory-floor"] = Lib("memory-floor", _memory_floor, 10**9,
                            "copy x into all results: the bandwidth bound (no arithmetic)")
+LIBS["memory-floor-w"] = Lib("memory-floor-w",
+                             lambda x, a, w: _memory_floor(x, a, w, WEIGHT_GRADS), 10**9,
+                             "copy x into weight_grads alone: the bound for outputs=weight_grads",
+                             outputs=WEIGHT_GRADS)
 
 
 def time_best(run, repeat, budget_s=None):
@@ -278,8 +352,8 @@ def run_bench(acts, sizes, dtypes, libs, depth=3, repeat=5, budget_s=5.0, progre
             yield rec
             continue
         secs = time_best(run, repeat, budget_s)
-        rec.update(seconds=secs, samples_per_s=n / secs,
-                   gbytes_per_s=n * bytes_per_sample(depth, dtype) / secs / 1e9)
+        rec.update(seconds=secs, samples_per_s=n / secs, outputs=list(spec.outputs),
+                   gbytes_per_s=n * bytes_per_sample(depth, dtype, spec.outputs) / secs / 1e9)
         del run
         yield rec
     if progress:

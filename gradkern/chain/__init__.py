@@ -2,8 +2,9 @@
 
 :mod:`.core` is the chain rule every kernel shares, :mod:`.arrays` the
 argument rules every backend applies; each backend is a module with a
-``chain_grad(x, act, weights, *, biases, out, noise, seed[, stream])`` taking
-a resolved activation, or a tuple of them, one per layer (:mod:`.layers`).  Nothing in this package knows a particular activation:
+``chain_grad(x, act, weights, *, biases, out, noise, seed[, stream], outputs)``
+taking a resolved activation, or a tuple of them, one per layer
+(:mod:`.layers`), and the results to write (:mod:`.outputs`).  Nothing in this package knows a particular activation:
 kernels are built from the activation's (forward, backward) pair and its
 parameter tuple.
 """

@@ -18,7 +18,8 @@ def choose(x, stream=None):
     return "cuda" if gpu_usable() else "cpu"
 
 
-def chain_grad(x, act, weights, *, biases=None, out=None, noise=None, seed=None, stream=None):
+def chain_grad(x, act, weights, *, biases=None, out=None, noise=None, seed=None, stream=None,
+               outputs=None):
     """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation (or
     a tuple of them).  Both choices run biases and mixed activations (the
     native backends, which do not, are never chosen here)."""
@@ -26,5 +27,6 @@ def chain_grad(x, act, weights, *, biases=None, out=None, noise=None, seed=None,
         from . import cuda
 
         return cuda.chain_grad(x, act, weights, biases=biases, out=out, noise=noise, seed=seed,
-                               stream=stream)
-    return cpu.chain_grad(x, act, weights, biases=biases, out=out, noise=noise, seed=seed)
+                               stream=stream, outputs=outputs)
+    return cpu.chain_grad(x, act, weights, biases=biases, out=out, noise=noise, seed=seed,
+                          outputs=outputs)

@@ -51,7 +51,7 @@ def noise_params(p, noise, i, k):
 #: samples per block: (L+1) x 256 float32 scratch is 4 KB at depth 3 and stays
 #: in L1 up to depth ~45; 256 = 16 AVX-512 float32 vectors per inner loop
 BLOCK = 256
-def make_block_chain(forward, backward, per_sample_noise, in_place=False):
+def make_block_chain(forward, backward, per_sample_noise, in_place=False, backward_needed=True):
     """The chain over one block of ``m`` samples, layers outer and samples inner.
 
     ``block_chain(xb, w, p, nb, a, dw, g, yb, m)`` reads inputs ``xb[:m]`` (and
@@ -68,12 +68,27 @@ def make_block_chain(forward, backward, per_sample_noise, in_place=False):
     the sweep kernel the same loop stayed scalar (Tanhshrink's backward: 25 ns
     per sample); there each layer is three loops that each write one array
     (3.6 ns).
+
+    ``backward_needed`` False (``chain_grad(outputs=("output",))``): the
+    backward is skipped, ``g`` and ``a`` past the forward are left as they
+    are.  Results not asked for are left out by the caller, which sends them
+    to an L1 scratch: measured, a store left out here or a loop split for it
+    made LLVM keep the loops scalar (3-10x slower).
     """
     # RReLU training: slot 0 is the sample's noise at layer k, read in the
     # loop itself under a closure constant (Numba prunes the other branch).
     # Handing the noise array to a helper instead made Numba incref/decref it
     # around every call: atomics in the inner loop, 16.6 vs 7 ns/sample (ELU).
     noisy = per_sample_noise
+    # A forward with ``.saving`` (activations.scalar) hands its backward a
+    # value it computed (LogSigmoid's exp(-|x|), Softplus's exp, Tanhshrink's
+    # tanh); in place, the block keeps it in ``dw``, then an (L x m) scratch
+    # of its own, instead of computing it again: Tanhshrink float32, depth 3,
+    # N = 1e7, 10-16 ns/sample against 23-32 recomputing (a loaded 2-core
+    # machine, alternate runs).
+    saving = getattr(forward, "saving", None) if in_place else None
+    forward_saving, backward_saved = saving if saving else (forward, backward)
+    saves = saving is not None
 
     # inline at Numba IR level: the loops must sit in the caller's body, where
     # the views' strides are known, or LLVM keeps them scalar
@@ -87,18 +102,26 @@ def make_block_chain(forward, backward, per_sample_noise, in_place=False):
             wk = w[k]
             for j in range(m):
                 pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
-                a[k + 1, j] = forward(linear(wk, a[k, j]), pk)
+                if saves:
+                    a[k + 1, j], dw[k, j] = forward_saving(linear(wk, a[k, j]), pk)
+                else:
+                    a[k + 1, j] = forward(linear(wk, a[k, j]), pk)
         for j in range(m):
             yb[j] = a[n_layers, j]
             g[j] = one
         for k in range(n_layers - 1, -1, -1):
+            if not backward_needed:
+                break
             wk = w[k]
             if in_place:
                 for j in range(m):
                     a_prev = a[k, j]
                     z = linear(wk, a_prev)
                     pk = (nb[j, k], p[1], p[2], p[3]) if noisy else p
-                    gz = backward(g[j], z, a[k + 1, j], pk)
+                    if saves:
+                        gz = backward_saved(g[j], z, dw[k, j], pk)
+                    else:
+                        gz = backward(g[j], z, a[k + 1, j], pk)
                     # NaN in, NaN out: torch's value here depends on SIMD vs scalar path
                     gz = z if z != z else gz
                     a[k + 1, j] = linear(gz, a_prev)  # a_{k+1} is done with: df/dw_{k+1}
@@ -225,7 +248,7 @@ def make_slot_dispatch(loops, first=0):
     return forward_layer, backward_layer
 
 
-def make_layered_block_chain(slots, has_bias):
+def make_layered_block_chain(slots, has_bias, backward_needed=True):
     """:func:`make_block_chain` (in place) for a LayerPlan's ``slots``.
 
     ``block_chain(xb, w, b, slot, params, nb, a, gb, g, yb, m)``: layer k runs
@@ -238,9 +261,11 @@ def make_layered_block_chain(slots, has_bias):
     2e6 samples): loops in a function inlined into this one (the per-slot
     closures several slots need) ran 11-15 ms against 2.7-3.3 ms in the body:
     LLVM kept them scalar.
+
+    ``backward_needed`` as :func:`make_block_chain`'s.
     """
     if len(slots) == 1:
-        return _one_slot_block_chain(*slots[0], has_bias)
+        return _one_slot_block_chain(*slots[0], has_bias, backward_needed)
     forward_layer, backward_layer = make_slot_dispatch(
         [make_layer_loops(forward, backward, noisy, has_bias, i)
          for i, (forward, backward, noisy) in enumerate(slots)])
@@ -257,12 +282,14 @@ def make_layered_block_chain(slots, has_bias):
             yb[j] = a[n_layers, j]
             g[j] = one
         for k in range(n_layers - 1, -1, -1):
+            if not backward_needed:
+                break
             backward_layer(slot[k], a, gb, g, k, w[k], b[k], params, nb, m)
 
     return block_chain
 
 
-def _one_slot_block_chain(forward, backward, noisy, has_bias):
+def _one_slot_block_chain(forward, backward, noisy, has_bias, backward_needed):
     # make_layer_loops' two loops, written out in the block chain's own body
     @numba.njit(inline="always", error_model="numpy")
     def block_chain(xb, w, b, slot, params, nb, a, gb, g, yb, m):
@@ -281,6 +308,8 @@ def _one_slot_block_chain(forward, backward, noisy, has_bias):
             yb[j] = a[n_layers, j]
             g[j] = one
         for k in range(n_layers - 1, -1, -1):
+            if not backward_needed:
+                break
             wk, bk = w[k], b[k]
             for j in range(m):
                 a_prev = a[k, j]

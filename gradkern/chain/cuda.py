@@ -24,8 +24,9 @@ import os
 import numpy as np
 
 from ..errors import BackendUnavailableError
-from .arrays import ChainGrad, prepare_bias_grads, prepare_inputs, prepare_noise, prepare_out
+from .arrays import ChainGrad, prepare_inputs, prepare_noise
 from .layers import layer_plan, prepare_biases
+from .outputs import OUTPUT_NAMES, Outputs, out_arrays, prepare_wanted_out, resolve_outputs
 
 __all__ = ["chain_grad", "gpu_usable", "is_device_array", "CudaUnavailableError", "GPUOutOfMemoryError",
            "CHUNK_SAMPLES", "chunk_samples", "exporting", "DLPackExport"]
@@ -104,15 +105,17 @@ def gpu_usable():
         return False
 
 
-def chain_grad(x, act, weights, *, biases=None, out=None, noise=None, seed=None, stream=None):
+def chain_grad(x, act, weights, *, biases=None, out=None, noise=None, seed=None, stream=None,
+               outputs=None):
     """See :func:`gradkern.chain_grad`; ``act`` is a resolved Activation, or a
     tuple of them, one per layer."""
+    wanted = resolve_outputs(outputs, biases is not None)
     cuda = _cuda()
     stream = _as_stream(cuda, stream)
     if is_device_array(x):
-        res = _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream)
+        res = _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream, wanted)
     else:
-        res = _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream)
+        res = _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream, wanted)
     res.backend = "cuda"
     return res
 
@@ -122,9 +125,11 @@ class _Chain:
     chain's activation, or a LayerPlan with its biases and tables (on the
     device, L values each)."""
 
-    def __init__(self, act, plan, biases, n_layers, dtype):
+    def __init__(self, act, plan, biases, n_layers, dtype, wanted=None):
         self.act, self.plan = act, plan
         self.has_bias = plan is not None and plan.has_bias
+        #: the results to write (chain_grad(outputs=...))
+        self.wanted = Outputs(bias_grads=self.has_bias) if wanted is None else wanted
         self.stochastic = act.stochastic if plan is None else plan.stochastic
         if plan is not None:
             self.b = prepare_biases(biases, n_layers, dtype) if plan.has_bias else \
@@ -138,10 +143,22 @@ class _Chain:
     def result(self, res, gb):
         return ChainGrad(*res, bias_grads=gb) if self.has_bias else res
 
+    def kernel_outputs(self):
+        """``outputs`` for the kernel builders: None for the full set (the
+        kernels every other call uses), else the Outputs."""
+        full = self.wanted == Outputs(bias_grads=self.has_bias)
+        return None if full else self.wanted
 
-def _chain(act, biases, n_layers, dtype):
+    def keeps_activations(self):
+        """True when the kernel needs an (N, L) ``out_gw`` (df/dw, or a_{k-1}
+        kept between the sweeps for a gradient without it)."""
+        w = self.wanted
+        return w.weight_grads or w.input_grad or (self.has_bias and w.bias_grads)
+
+
+def _chain(act, biases, n_layers, dtype, wanted=None):
     act, plan = layer_plan(act, biases is not None, n_layers)
-    return _Chain(act, plan, biases, n_layers, dtype)
+    return _Chain(act, plan, biases, n_layers, dtype, wanted)
 
 
 # -- streams ------------------------------------------------------------------
@@ -340,7 +357,7 @@ def _new_device_array(cuda, shape, dtype, stream):
     return exporting(cuda, cuda.device_array(shape, dtype, stream=stream))
 
 
-def _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
+def _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream, wanted):
     d_x = _device_array(cuda, x, "x", stream)
     if d_x.ndim != 1:
         raise ValueError(f"x must be 1-D (N inputs), got shape {d_x.shape}")
@@ -353,9 +370,11 @@ def _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
     w = _small_host_weights(cuda, weights, dtype, stream)
     if is_device_array(biases):
         biases = _device_array(cuda, biases, "biases", stream).copy_to_host()
-    chain = _chain(act, biases, w.shape[0], dtype)
+    chain = _chain(act, biases, w.shape[0], dtype, wanted)
     d_noise = _device_noise(cuda, chain, noise, seed, n, w.shape[0], dtype, stream)
-    res, d_out = _device_out(cuda, out, n, w.shape[0], dtype, stream)
+    if out is not None:
+        out_arrays(out, chain.wanted, chain.has_bias)  # None exactly where not wanted
+    res, d_out = _device_out(cuda, out, n, w.shape[0], dtype, stream, chain.wanted)
     gb, d_gb = _device_bias_grads(cuda, chain, out, n, w.shape[0], dtype, stream)
     _check_no_overlap(d_x, d_noise, d_out, d_gb)
     _launch(cuda, chain, dtype, d_x, cuda.to_device(w, stream=stream), d_noise, d_out, stream,
@@ -366,7 +385,7 @@ def _device_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
 def _device_bias_grads(cuda, chain, out, n, n_layers, dtype, stream):
     """(returned, device) arrays for df/db: ``out.bias_grads`` when given,
     else a new device array; (None, None) without biases."""
-    if not chain.has_bias:
+    if not (chain.has_bias and chain.wanted.bias_grads):
         return None, None
     arr = getattr(out, "bias_grads", None)
     if arr is None:
@@ -408,17 +427,22 @@ def _device_noise(cuda, chain, noise, seed, n, n_layers, dtype, stream):
     return _alloc(cuda, lambda: cuda.to_device(host, stream=stream), host.nbytes)
 
 
-def _device_out(cuda, out, n, n_layers, dtype, stream):
+def _device_out(cuda, out, n, n_layers, dtype, stream, wanted=Outputs()):
+    # (returned, device) arrays; None for a result not wanted
     shapes = ChainGrad((n,), (n, n_layers), (n,))
     if out is None:
-        nbytes = dtype.itemsize * n * (n_layers + 2)
-        arrays = _alloc(cuda, lambda: [_new_device_array(cuda, s, dtype, stream) for s in shapes],
-                        nbytes)
+        nbytes = dtype.itemsize * n * sum(s[1] if len(s) == 2 else 1
+                                          for s, on in zip(shapes, wanted) if on)
+        arrays = _alloc(cuda, lambda: [_new_device_array(cuda, s, dtype, stream) if on else None
+                                       for s, on in zip(shapes, wanted)], nbytes)
         return ChainGrad(*arrays), ChainGrad(*arrays)
     if not isinstance(out, tuple) or len(out) != 3:
         raise TypeError("out must be a ChainGrad or a tuple (output, weight_grads, input_grad)")
     d_out = []
-    for name, arr, shape in zip(ChainGrad._fields, out, shapes):
+    for name, arr, shape, on in zip(ChainGrad._fields, out, shapes, wanted):
+        if not on:
+            d_out.append(None)
+            continue
         if not is_device_array(arr):
             raise TypeError(f"x is a device array, so out.{name} must be one too "
                             f"(anything with __cuda_array_interface__), got {type(arr).__name__}")
@@ -429,7 +453,7 @@ def _device_out(cuda, out, n, n_layers, dtype, stream):
         if _read_only(d):
             raise ValueError(f"out.{name} is read-only")
         d_out.append(d)
-    return ChainGrad(*out), ChainGrad(*d_out)
+    return ChainGrad(*(a if on else None for a, on in zip(out, wanted))), ChainGrad(*d_out)
 
 
 def _span(d):
@@ -460,11 +484,8 @@ def _overlap(a, b):
 
 
 def _check_no_overlap(d_x, d_noise, d_out, d_gb=None):
-    names = list(ChainGrad._fields)
-    outs = list(d_out)
-    if d_gb is not None:
-        names.append("bias_grads")
-        outs.append(d_gb)
+    pairs = [(n, d) for n, d in zip(OUTPUT_NAMES, (*d_out, d_gb)) if d is not None]
+    names, outs = [n for n, _ in pairs], [d for _, d in pairs]
     for name, d in zip(names, outs):
         if _overlap(d, d_x) or _overlap(d, d_noise):
             raise ValueError(f"out.{name} overlaps an input array")
@@ -499,9 +520,9 @@ def _free_bytes(cuda):
     return int(min(free, 2**62))
 
 
-def _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
+def _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream, wanted):
     if out is not None and isinstance(out, tuple) and any(
-            is_device_array(a) for a in out):
+            a is not None and is_device_array(a) for a in out):
         raise TypeError("x is a NumPy array, so out= must be NumPy arrays too; "
                         "pass x as a device array to get results on the device")
     # L weights and biases, and noise: small, or the caller's choice to mix;
@@ -515,11 +536,11 @@ def _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
     caller = (x, weights, noise, biases)  # as passed: out= may overlap none of them either
     x, w, dtype = prepare_inputs(x, weights)
     n, n_layers = x.shape[0], w.shape[0]
-    chain = _chain(act, biases, n_layers, dtype)
+    chain = _chain(act, biases, n_layers, dtype, wanted)
     noise_arr = chain.noise(noise, seed, n, n_layers, dtype)
     inputs = (x, w, noise_arr) + caller
-    res = prepare_out(out, n, n_layers, dtype, inputs)
-    gb = prepare_bias_grads(out, res, n, n_layers, dtype, inputs) if chain.has_bias else None
+    full, _ = prepare_wanted_out(out, chain.wanted, n, n_layers, dtype, inputs, chain.has_bias)
+    res, gb = ChainGrad(*full), full.bias_grads
     if n == 0:
         return chain.result(res, gb)
     d_w = cuda.to_device(w, stream=stream)
@@ -539,18 +560,24 @@ def _host_chain_grad(cuda, x, act, weights, biases, out, noise, seed, stream):
 def _run_chunks(cuda, chain, dtype, x, d_w, noise_arr, res, gb, chunk, stream):
     n, n_layers = x.shape[0], d_w.shape[0]
     stochastic = chain.stochastic
+    wanted, keep = chain.wanted, chain.keeps_activations()
+    write_gb = chain.has_bias and wanted.bias_grads
     nbytes = dtype.itemsize * chunk * (
-        n_layers * (1 + stochastic + chain.has_bias) + 3)
+        n_layers * (keep + stochastic + write_gb) + 1 + wanted.output + wanted.input_grad)
 
     def allocate():
-        bufs = ChainGrad(cuda.device_array(chunk, dtype, stream=stream),
-                         cuda.device_array((chunk, n_layers), dtype, stream=stream),
-                         cuda.device_array(chunk, dtype, stream=stream))
+        # results not wanted get no buffer (and no copy back); without
+        # weight_grads its buffer stays as the kernel's a_{k-1} scratch
+        bufs = ChainGrad(cuda.device_array(chunk, dtype, stream=stream) if wanted.output else None,
+                         cuda.device_array((chunk, n_layers), dtype, stream=stream) if keep
+                         else None,
+                         cuda.device_array(chunk, dtype, stream=stream) if wanted.input_grad
+                         else None)
         d_x = cuda.device_array(chunk, dtype, stream=stream)
         shape = (chunk, n_layers) if stochastic else (1, 1)
         d_noise = cuda.device_array(shape, dtype, stream=stream)
         d_gb = cuda.device_array((chunk, n_layers), dtype, stream=stream) \
-            if chain.has_bias else None
+            if write_gb else None
         return d_x, d_noise, bufs, d_gb
 
     d_x, d_noise, bufs, d_gb = _alloc(cuda, allocate, nbytes)
@@ -562,12 +589,13 @@ def _run_chunks(cuda, chain, dtype, x, d_w, noise_arr, res, gb, chunk, stream):
         if stochastic:
             dn = d_noise[:m]
             dn.copy_to_device(np.ascontiguousarray(noise_arr[start:stop]), stream=stream)
-        views = ChainGrad(bufs.output[:m], bufs.weight_grads[:m], bufs.input_grad[:m])
-        gb_view = d_gb[:m] if chain.has_bias else None
+        views = ChainGrad(*(None if d is None else d[:m] for d in bufs))
+        gb_view = d_gb[:m] if write_gb else None
         _launch(cuda, chain, dtype, d_x[:m], d_w, dn, views, stream, gb_view)
         for d, host in zip(views, res):
-            _to_host(d, host[start:stop], stream)
-        if chain.has_bias:
+            if host is not None:
+                _to_host(d, host[start:stop], stream)
+        if write_gb:
             _to_host(gb_view, gb[start:stop], stream)
     _synchronize(stream)
 
@@ -617,14 +645,15 @@ def _launch(cuda, chain, dtype, d_x, d_w, d_noise, d_out, stream, d_gb=None):
     n = d_x.shape[0]
     if n == 0:
         return
-    plan = chain.plan
+    d_out = _kernel_out(cuda, chain, d_out, n, d_w.shape[0], dtype, stream)
+    plan, outputs = chain.plan, chain.kernel_outputs()
     if plan is None:
         act = chain.act
-        kernel = get_kernel(act.ops(), dtype, per_sample_noise=act.stochastic)
+        kernel = get_kernel(act.ops(), dtype, per_sample_noise=act.stochastic, outputs=outputs)
         blocks, threads = launch_config(kernel, n)
         kernel[blocks, threads, stream](d_x, d_w, act.kernel_params(dtype), d_noise, *d_out)
         return
-    kernel = get_layered_kernel(plan, dtype)
+    kernel = get_layered_kernel(plan, dtype, outputs)
     blocks, threads = launch_config(kernel, n)
     if d_gb is None:
         d_gb = cuda.device_array((1, 1), dtype, stream=stream)  # never written
@@ -632,3 +661,18 @@ def _launch(cuda, chain, dtype, d_x, d_w, d_noise, d_out, stream, d_gb=None):
               for a in (chain.b, plan.slot_index, plan.kernel_params(dtype))]
     kernel[blocks, threads, stream](d_x, d_w, *tables, d_noise, *d_out, d_gb)
 
+
+
+def _kernel_out(cuda, chain, d_out, n, n_layers, dtype, stream):
+    """The three arrays the kernel takes: a 1-element placeholder for a result
+    not written, and an (N, L) scratch in weight_grads' place when a gradient
+    without it needs the a_{k-1} kept there."""
+    def placeholder(shape):
+        return cuda.device_array(shape, dtype, stream=stream)
+
+    y, gw, gx = d_out
+    if gw is None:
+        gw = _alloc(cuda, lambda: placeholder((n, n_layers)),
+                    dtype.itemsize * n * n_layers) if chain.keeps_activations() \
+            else placeholder((1, 1))
+    return (placeholder(1) if y is None else y, gw, placeholder(1) if gx is None else gx)

@@ -31,13 +31,20 @@ __all__ = ["get_kernel", "build_kernel", "kernel_signature", "make_chain_body", 
            "make_layered_body"]
 
 
-def make_chain_body(forward, backward, layer_params):
+def make_chain_body(forward, backward, layer_params, outputs=None):
     """The kernel's Python function for one (forward, backward, layer_params).
 
     Returned undecorated so that the same function is both launched
     (:func:`get_kernel`) and compiled to PTX for inspection without a GPU
-    (:mod:`gradkern.ptx`).
+    (:mod:`gradkern.ptx`).  ``outputs`` (an
+    :class:`~gradkern.chain.outputs.Outputs`; None: all three): the stores
+    of a result not asked for are left out.  ``out_gw`` keeps a_{k-1} between
+    the sweeps, so without weight_grads but with a gradient it must still be
+    an (N, L) scratch; with no gradient asked for, the backward and those
+    stores go.
     """
+    write_y, write_gw, write_gx, _ = (True, True, True, False) if outputs is None else outputs
+    backward_needed = write_gw or write_gx
     from numba.cuda.core import config
 
     linear = core_linear
@@ -59,9 +66,13 @@ def make_chain_body(forward, backward, layer_params):
         for i in range(start, x.shape[0], stride):
             a = x[i]
             for k in range(n_layers):
-                out_gw[i, k] = a
+                if backward_needed:
+                    out_gw[i, k] = a
                 a = forward(linear(w[k], a), layer_params(p, noise, i, k))
-            out_y[i] = a
+            if write_y:
+                out_y[i] = a
+            if not backward_needed:
+                continue
             g = type(a)(1.0)
             y = a
             for k in range(n_layers - 1, -1, -1):
@@ -71,10 +82,12 @@ def make_chain_body(forward, backward, layer_params):
                 if z != z:
                     # NaN in, NaN out (as the CPU kernel)
                     gz = z
-                out_gw[i, k] = linear(gz, a_prev)
+                if write_gw:
+                    out_gw[i, k] = linear(gz, a_prev)
                 g = linear(gz, w[k])
                 y = a_prev
-            out_gx[i] = g
+            if write_gx:
+                out_gx[i] = g
 
     return chain_kernel
 
@@ -110,12 +123,13 @@ def layer_params_for(per_sample_noise):
     return noise_params if per_sample_noise else shared_params
 
 
-def build_kernel(ops, dtype, per_sample_noise=False):
+def build_kernel(ops, dtype, per_sample_noise=False, outputs=None):
     """A new ``cuda.jit`` chain kernel for ``ops`` = (forward, backward) in ``dtype``, compiled (and,
-    on a GPU, loaded) for :func:`kernel_signature` with FMA contraction off.
+    on a GPU, loaded) for :func:`kernel_signature` with FMA contraction off,
+    writing the results ``outputs`` names (None: all).
     Uncached: see :func:`get_kernel`."""
     forward, backward = ops
-    body = make_chain_body(forward, backward, layer_params_for(per_sample_noise))
+    body = make_chain_body(forward, backward, layer_params_for(per_sample_noise), outputs)
     with without_fma_contraction():
         return cuda.jit(kernel_signature(dtype))(body)
 
@@ -168,18 +182,19 @@ def without_fma_contraction():
             nvvm.compile_ir = original
 
 
-def get_kernel(ops, dtype, per_sample_noise=False):
+def get_kernel(ops, dtype, per_sample_noise=False, outputs=None):
     """The ``cuda.jit`` chain kernel for ``ops`` = (forward, backward) in ``dtype``.
 
-    Built once per process and per (forward, backward, layer_params, dtype)
-    by :func:`build_kernel`.  Under ``NUMBA_ENABLE_CUDASIM=1`` this is the
-    simulator's kernel, running the same Python body thread by thread.
+    Built once per process and per (forward, backward, layer_params, dtype,
+    outputs) by :func:`build_kernel`.  Under ``NUMBA_ENABLE_CUDASIM=1`` this
+    is the simulator's kernel, running the same Python body thread by thread.
     """
     dtype = np.dtype(dtype)
-    key = (*ops, layer_params_for(per_sample_noise), dtype)
+    key = (*ops, layer_params_for(per_sample_noise), dtype, None if outputs is None else
+           tuple(outputs)[:3])
     kernel = _KERNELS.get(key)
     if kernel is None:
-        kernel = _KERNELS[key] = build_kernel(ops, dtype, per_sample_noise)
+        kernel = _KERNELS[key] = build_kernel(ops, dtype, per_sample_noise, outputs)
     return kernel
 
 
@@ -251,12 +266,16 @@ def _sim_slot_ops(slots):
     return forward, backward
 
 
-def make_layered_body(slots, has_bias):
+def make_layered_body(slots, has_bias, outputs=None):
     """The kernel's Python function for a LayerPlan's ``slots`` and bias flag:
     :func:`make_chain_body`'s sweep with layer k running slot ``slot[k]``
     with row k of the parameter table, adding ``b[k]`` after the product
     (``core.biased``), and (with ``has_bias``) writing df/db_{k+1} to
-    ``out_gb[i, k]``."""
+    ``out_gb[i, k]``; ``outputs`` as :func:`make_chain_body`'s."""
+    write_y, write_gw, write_gx, write_gb = (True, True, True, True) if outputs is None \
+        else outputs
+    write_gb = write_gb and has_bias
+    backward_needed = write_gw or write_gx or write_gb
     from numba.cuda.core import config
 
     linear, biased, bias_grad = core_linear, core_biased, core_bias_grad
@@ -273,10 +292,14 @@ def make_layered_body(slots, has_bias):
         for i in range(start, x.shape[0], stride):
             a = x[i]
             for k in range(n_layers):
-                out_gw[i, k] = a
+                if backward_needed:
+                    out_gw[i, k] = a
                 z = biased(w[k], a, b[k]) if has_bias else linear(w[k], a)
                 a = forward(slot[k], z, params, noise, i, k)
-            out_y[i] = a
+            if write_y:
+                out_y[i] = a
+            if not backward_needed:
+                continue
             g = type(a)(1.0)
             y = a
             for k in range(n_layers - 1, -1, -1):
@@ -286,12 +309,14 @@ def make_layered_body(slots, has_bias):
                 if z != z:
                     # NaN in, NaN out (as the CPU kernel)
                     gz = z
-                if has_bias:
+                if write_gb:
                     out_gb[i, k] = bias_grad(gz)
-                out_gw[i, k] = linear(gz, a_prev)
+                if write_gw:
+                    out_gw[i, k] = linear(gz, a_prev)
                 g = linear(gz, w[k])
                 y = a_prev
-            out_gx[i] = g
+            if write_gx:
+                out_gx[i] = g
 
     return layered_kernel
 
@@ -309,22 +334,22 @@ def layered_signature(dtype):
 _LAYERED = {}
 
 
-def build_layered_kernel(plan, dtype):
+def build_layered_kernel(plan, dtype, outputs=None):
     """A new ``cuda.jit`` kernel for a :class:`~gradkern.chain.layers.LayerPlan`
     in ``dtype``, FMA contraction off as :func:`build_kernel`'s."""
-    body = make_layered_body(plan.slots, plan.has_bias)
+    body = make_layered_body(plan.slots, plan.has_bias, outputs)
     with without_fma_contraction():
         return cuda.jit(layered_signature(dtype))(body)
 
 
-def get_layered_kernel(plan, dtype):
+def get_layered_kernel(plan, dtype, outputs=None):
     """The kernel for ``plan`` in ``dtype``: one per process and per (slots,
-    bias flag, dtype), whatever the depth or the order of the layers."""
+    bias flag, dtype, outputs), whatever the depth or the order of the layers."""
     dtype = np.dtype(dtype)
-    key = (*plan.cache_parts(), dtype)
+    key = (*plan.cache_parts(), dtype, None if outputs is None else tuple(outputs))
     kernel = _LAYERED.get(key)
     if kernel is None:
-        kernel = _LAYERED[key] = build_layered_kernel(plan, dtype)
+        kernel = _LAYERED[key] = build_layered_kernel(plan, dtype, outputs)
     return kernel
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError
 from .arrays import prepare_inputs, prepare_noise, prepare_out
+from .outputs import OUTPUT_NAMES, resolve_outputs
 from .layers import layer_plan
 
 __all__ = ["NativeLibraryError", "NativeUnsupportedError", "library_path", "load", "activation_ids", "chain_grad",
@@ -195,8 +196,20 @@ def _plain_activation(backend, act, biases, weights):
     return layer_plan(act, False, n_layers)[0]
 
 
-def chain_grad(backend, x, act, weights, *, biases=None, out=None, noise=None, seed=None):
+def _check_outputs(backend, outputs, biases):
+    # the C API writes all three arrays; a subset would need a kernel per set there too
+    wanted = resolve_outputs(outputs, biases is not None)
+    if not wanted.full:
+        asked = ", ".join(repr(n) for n, on in zip(OUTPUT_NAMES, wanted) if on)
+        raise NativeUnsupportedError(
+            f"backend {backend!r} computes all three results (output, weight_grads, "
+            f"input_grad); outputs=({asked}) needs backend='cpu' or 'cuda', or outputs=None")
+
+
+def chain_grad(backend, x, act, weights, *, biases=None, out=None, noise=None, seed=None,
+               outputs=None):
     """``gradkern.chain_grad`` through the native library of ``backend``."""
+    _check_outputs(backend, outputs, biases)
     act = _plain_activation(backend, act, biases, weights)
     lib = load(backend)
     number = _activation_id(backend, act)
@@ -230,17 +243,20 @@ def chain_grad(backend, x, act, weights, *, biases=None, out=None, noise=None, s
     return res
 
 
-def chain_grad_host(x, act, weights, *, biases=None, out=None, noise=None, seed=None):
+def chain_grad_host(x, act, weights, *, biases=None, out=None, noise=None, seed=None,
+                    outputs=None):
     """Backend ``native``: the C++ chain kernel of ``cuda/`` compiled for the
     host with g++ and OpenMP (``libgradkern_host.so``, ``make -C cuda``).
-    No biases, one activation (see the module doc)."""
-    return chain_grad("native", x, act, weights, biases=biases, out=out, noise=noise, seed=seed)
+    No biases, one activation, all three results (see the module doc)."""
+    return chain_grad("native", x, act, weights, biases=biases, out=out, noise=noise, seed=seed,
+                      outputs=outputs)
 
 
-def chain_grad_cuda(x, act, weights, *, biases=None, out=None, noise=None, seed=None):
+def chain_grad_cuda(x, act, weights, *, biases=None, out=None, noise=None, seed=None,
+                    outputs=None):
     """Backend ``native-cuda``: the CUDA C++ chain kernel of ``cuda/``
     (``libgradkern_cuda.so``, ``make -C cuda``; needs an NVIDIA GPU).  Host
     arrays are copied to the device and back on every call.  No biases, one
     activation (see the module doc)."""
     return chain_grad("native-cuda", x, act, weights, biases=biases, out=out, noise=noise,
-                      seed=seed)
+                      seed=seed, outputs=outputs)
