@@ -958,3 +958,174 @@ def _erf(d):
 
 
 _implement(verf, {types.float32: _erf(_ERF_F32), types.float64: _erf(_ERF_F64)})
+
+
+# ============================================================================= normal tail
+# Phi(-u) = erfc(u/sqrt 2)/2 for u >= 1, for GELU(approximate="none") below
+# x = -1, where 1 + erf(x/sqrt 2) cancels (5.6 ulp at x = -1.48, and nothing
+# left of the result below x = -5.9).  Written as erfc of u/sqrt 2 without
+# rounding u/sqrt 2 (which alone would cost 2 u^2 / 2 = u^2 half-ulps):
+#
+#   Phi(-u) = e * m / u,  e = exp(-u^2/2),  m = u e^(u^2/2) Phi(-u)
+#
+# m, u/sqrt(2 pi) times the Mills ratio, falls smoothly from 0.2616 (u = 1) to
+# 1/sqrt(2 pi) = 0.3989 (u -> inf); it is a polynomial in t = w - w0 per
+# region of w = 1/u (selects, as erf's regions: no branch, no table load),
+# fitted by mpmath.chebyfit (60 digits) to 1e-9 (float32: 3 regions, degree 8)
+# resp. 2e-17 (float64: 5 regions, degree 15) of m.  u^2 = s + s_lo exactly
+# (fma), e = exp(-s/2) (1 - s_lo/2): the rounding of u^2 would cost u^2/2
+# ulps of e (100 at u = 14).  u is clamped at 16 (float32) resp. 40, where e
+# is 0 already, so that u^2 cannot overflow.
+#
+# Measured (tests/test_vecmath.py re-measures it against mpmath and asserts
+# NDTR_TAIL_MAX_ULP): the error of e*m/u, and of e*m (GELU's forward): see
+# NDTR_TAIL_MAX_ULP.
+
+__all__ += ["vndtr_tail", "NDTR_TAIL_MAX_ULP"]
+
+#: maximum error in ulp of e*m, i.e. u*Phi(-u), for u >= 1 (tests/test_vecmath.py)
+NDTR_TAIL_MAX_ULP = {"float32": 1.5, "float64": 1.5}
+
+
+def vndtr_tail(x):
+    """(e, m, r) for x >= 1 with Phi(-x) = e*m/x and Phi(-x) - x phi(x) = e*r,
+    phi the normal density (jit-only)."""
+    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
+
+
+class _NdtrTable(NamedTuple):
+    """vndtr_tail's constants for one dtype; region r covers bounds[r-1] <= w < bounds[r]."""
+
+    ftype: type
+    bounds: tuple  # ascending region limits in w = 1/u
+    center: tuple  # w0 per region
+    q: tuple  # m's coefficients in w - w0, lowest order first, each a tuple over the regions
+    q0_lo: tuple  # the rounding of q[0]: m(w0) = q[0] + q0_lo per region
+    u_max: float
+    k_hi: float  # 1/sqrt(2 pi) = k_hi + k_lo
+    k_lo: float  # e = exp(-u^2/2) is 0 from here on
+
+
+# Generated (mpmath.chebyfit, 60 digits): m(w0 + t) on each region
+_NDTR_F32 = _NdtrTable(
+    ftype=f32,
+    bounds=_typed(f32, (0.25, 0.5)),
+    center=_typed(f32, (0.15625, 0.375, 0.75)),
+    q=(
+        _typed(f32, (0.3898410499095917, 0.3575763702392578, 0.29581931233406067)),
+        _typed(f32, (-0.10914888978004456, -0.16911683976650238, -0.1499861627817154)),
+        _typed(f32, (-0.2644209861755371, -0.03733069449663162, 0.0518234483897686)),
+        _typed(f32, (0.4405534863471985, 0.21235643327236176, 0.008493763394653797)),
+        _typed(f32, (0.04736592620611191, -0.28805699944496155, -0.039845190942287445)),
+        _typed(f32, (-1.3830339908599854, 0.19269448518753052, 0.05012382194399834)),
+        _typed(f32, (2.3245248794555664, 0.12074210494756699, -0.04618557542562485)),
+        _typed(f32, (1.3888810873031616, -0.6631729602813721, 0.033110491931438446)),
+        _typed(f32, (-12.56953239440918, 1.1439950466156006, -0.014477002434432507)),
+    ),
+    q0_lo=_typed(f32, (-3.2363829394199684e-09, 3.347853105850618e-09, 1.110298519790831e-08)),
+    u_max=f32(16.0), k_hi=f32(0.3989422917366028), k_lo=f32(-1.1335170135851058e-08),
+)
+_NDTR_F64 = _NdtrTable(
+    ftype=f64,
+    bounds=_typed(f64, (0.125, 0.25, 0.5, 0.75)),
+    center=_typed(f64, (0.075, 0.1875, 0.375, 0.625, 0.875)),
+    q=(
+        _typed(f64, (0.39673507331183666, 0.3861853710358318, 0.3575763735871109, 0.3153492951355028, 0.2778890247110847)),
+        _typed(f64, (-0.05790269104130808, -0.12438491361697898, -0.1691168373829356, -0.16216200456755586, -0.13688988563640525)),
+        _typed(f64, (-0.3611963342672362, -0.2232298794909593, -0.03733069539075764, 0.04373200442364573, 0.0521026180504243)),
+        _typed(f64, (0.31358084556049504, 0.4344209067689626, 0.2123586065190593, 0.03835940197520289, -0.00514281943509144)),
+        _typed(f64, (0.7723937894441893, -0.1339680363880888, -0.2880575336523893, -0.08451771281791993, -0.01732329771481271)),
+        _typed(f64, (-1.891688335674872, -0.9438357038413149, 0.19219170259778087, 0.09731466966779001, 0.02475991045791652)),
+        _typed(f64, (-1.3418569050687932, 2.2433376194625834, 0.12087181324489298, -0.08153700761172415, -0.023706032590417522)),
+        _typed(f64, (11.92009916611167, -1.3761815877293138, -0.6197112216834704, 0.044069849526032434, 0.018524024797170878)),
+        _typed(f64, (-9.569186983311244, -5.85821866317768, 1.1312647224203825, 0.006415109736742237, -0.011986838612312459)),
+        _typed(f64, (-66.9812382305354, 20.875676598084652, -1.284154852257778, -0.059987060942387475, 0.0057334447329313995)),
+        _typed(f64, (196.6949769505008, -28.173092227305556, 0.5094705782097223, 0.10620199114463257, -0.0006172699558860674)),
+        _typed(f64, (175.36373342468545, -26.431365299785355, 1.8189794296646935, -0.13507273707804676, -0.003030900205387773)),
+        _typed(f64, (-2187.0215639620974, 232.36246907614168, -6.0288842884067195, 0.13846191215926784, 0.005203076528202583)),
+        _typed(f64, (3262.787576904686, -573.5063591394536, 11.326480838050154, -0.11038161835490612, -0.006101449373711019)),
+        _typed(f64, (15235.449067950854, 318.76157401816107, -13.093274458783123, 0.03825216096529708, 0.00624664889258707)),
+        _typed(f64, (-67837.47208834783, 2289.1474463479017, 4.236056814618813, 0.059790163408892705, -0.005344878068094541)),
+    ),
+    q0_lo=_typed(f64, (-1.244700225125348e-17, -1.698854288192234e-17, 2.447741253035998e-17,
+                       2.200553811154199e-17, -1.6233154270126797e-17)),
+    u_max=f64(40.0), k_hi=f64(0.3989422804014327), k_lo=f64(-2.49232720227773e-17),
+)
+
+
+def _ndtr_tail(d):
+    """vndtr_tail for the dtype described by ``d`` (an :class:`_NdtrTable`)."""
+    F = d.ftype
+    bounds, center, q, q0_lo, u_max, k_hi, k_lo = (
+        d.bounds, d.center, d.q, d.q0_lo, d.u_max, d.k_hi, d.k_lo)
+    q_rest = q[1:]
+    one, half = F(1.0), F(0.5)
+
+    def ndtr_tail(x):
+        u = x if x < u_max else u_max  # NaN: u_max; the caller keeps its NaN
+        w = one / u
+        t = w - _pick(w, bounds, center)
+        m0 = _pick(w, bounds, q[0])
+        small = fma(t, _horner_pick(t, w, bounds, q_rest), _pick(w, bounds, q0_lo))
+        s = u * u
+        # exp(-(s + s_lo)/2) = exp(-s/2) (1 - c), c = s_lo/2 < 2^-25 s (2^-17 at
+        # u = 16): m takes the factor (1 - c), in the one rounding of m0 + small
+        # (c*m with m rounded: c's error times m's, below 2^-40)
+        c = fma(u, u, -s) * half
+        m = m0 + fma(-c, m0 + small, small)
+        # r = m/u - u k, which cancels near u = 1 (0.26 - 0.40): mu = m/u and
+        # P = u k each carried with their rounding errors (Fast2Sum: |P| > |mu|),
+        # so that only the last sum rounds at r's scale.  Unused outputs
+        # cost nothing: inlined, LLVM drops them.
+        mu = m / u
+        mu_lo = fma(-mu, u, m) / u
+        P = u * k_hi
+        P_lo = fma(u, k_hi, -P) + fma(u, k_lo, -c * P)  # P's share of (1 - c)
+        r = mu - P
+        r = r + ((((-P) - r) + mu) + (mu_lo - P_lo))
+        return vexp(-(s * half)), m, r
+
+    return ndtr_tail
+
+
+_implement(vndtr_tail, {types.float32: _ndtr_tail(_NDTR_F32), types.float64: _ndtr_tail(_NDTR_F64)})
+
+
+# ============================================================================= near a zero
+# A function f that passes through zero at x0 has, near x0, an absolute error
+# of a few ulps of its terms whatever way it is summed, which is any number of
+# ulps of f itself.  There f(x) = (x - x0) R(x - xc): x - x0_hi is exact
+# (Sterbenz: the interval lies within [x0/2, 2 x0]), x0_lo takes x0's
+# rounding, and R, smooth and away from zero, is a polynomial (fitted by
+# mpmath.chebyfit to the interval); the relative error is R's plus two
+# roundings, at every x, the zero included.  Used by GELU's and Mish's
+# derivatives (gradkern.activations.scalar), which keep their tables.
+
+__all__ += ["RootTable", "implement_near_root"]
+
+
+class RootTable(NamedTuple):
+    """f(x) = ((x - root_hi) - root_lo) * R(x - center) near f's zero
+    root_hi + root_lo; R's coefficients lowest order first, in the dtype."""
+
+    root_hi: float
+    root_lo: float
+    center: float
+    coef: tuple
+
+
+def _near_root(d):
+    """f near its zero for the dtype of the table ``d`` (a :class:`RootTable`)."""
+    root_hi, root_lo, center, coef = d.root_hi, d.root_lo, d.center, d.coef
+
+    def near_root(x):
+        return ((x - root_hi) - root_lo) * _horner(x - center, coef)
+
+    return near_root
+
+
+def implement_near_root(stub, float32_table, float64_table):
+    """Compile ``stub(x)`` (a jit-only function of gradkern) to f near its zero
+    by the table of x's dtype."""
+    _implement(stub, {types.float32: _near_root(float32_table),
+                      types.float64: _near_root(float64_table)})
