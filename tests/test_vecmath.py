@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gradkern._numba.vecmath import (_SIGMOID32_HARD, _TANH32_HARD, MAX_ULP, vcossin_turns, vexp,
-                                     vexpm1, vlog, vlog1p, vsigmoid, vtanh)
+                                     vexpm1, vlog, vlog1p, vndtr_tail, vsigmoid, vtanh)
 
 
 def _np_sigmoid(x):
@@ -433,3 +433,40 @@ def bit_inputs():
 def test_output_bits_pinned(name, dtype, bit_inputs):
     bits = _bits_of(KERNELS[name], bit_inputs[dtype])
     assert _digest(bits, dtype)[:32] == PINNED[name, np.dtype(dtype).name]
+
+
+@numba.njit(error_model="numpy")
+def _ndtr_tail_all(u, fw, cdf, grad):
+    for i in range(u.shape[0]):
+        e, m, r = vndtr_tail(u[i])
+        fw[i] = e * m
+        cdf[i] = e * m / u[i]
+        grad[i] = e * r
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ndtr_tail_against_mpmath(dtype):
+    """u Phi(-u), Phi(-u) and Phi(-u) - u phi(u) from vndtr_tail, against mpmath
+    (erfc, not 1 - erf), for u >= 1 up to where the results go subnormal
+    (float32: 13, float64: 37); the region switches at u = 1, 4/3, 2, 4, 8 and
+    their neighbours included."""
+    mpmath = pytest.importorskip("mpmath")
+    from gradkern._numba.vecmath import NDTR_TAIL_MAX_ULP
+
+    top = 13.0 if dtype == np.float32 else 37.0
+    u = np.concatenate([np.geomspace(1.0, top, 2500), np.linspace(1.0, 2.0, 500),
+                        [1.0, 4 / 3, 2.0, 4.0, 8.0]]).astype(dtype)
+    u = np.concatenate([u, np.nextafter(u, dtype(0)), np.nextafter(u, dtype(np.inf))])
+    u = u[u >= 1]
+    fw, cdf, grad = np.empty_like(u), np.empty_like(u), np.empty_like(u)
+    _ndtr_tail_all(u, fw, cdf, grad)
+    p = 24 if dtype == np.float32 else 53
+    worst = 0.0
+    with mpmath.workprec(2 * p + 20):
+        for i, v in enumerate(u.tolist()):
+            v = mpmath.mpf(v)
+            phi = mpmath.erfc(v / mpmath.sqrt(2)) / 2
+            for got, truth in ((fw[i], v * phi), (cdf[i], phi), (grad[i], phi - v * mpmath.npdf(v))):
+                _, ex = mpmath.frexp(truth)
+                worst = max(worst, float(abs(mpmath.mpf(float(got)) - truth) / mpmath.ldexp(1, ex - p)))
+    assert worst <= NDTR_TAIL_MAX_ULP[np.dtype(dtype).name], worst
