@@ -176,13 +176,13 @@ template <typename T> GK_HD T softplus_forward(T x, const Params<T>& p) {
     if (xb > p[1]) return x;
     return log1p_(exp_(xb)) / p[0];
 }
-// z = exp(x*beta); x*beta > threshold ? g : (g*z)/(z+1).  At x*beta == threshold
-// the smooth branch: in float z + 1 == z (z = 4.85e8 at 20), exactly 1 for g = 1.
+// x*beta > threshold ? g : g*sigmoid(x*beta), as scalar.py (torch's (g*z)/(z + 1),
+// z = exp(x*beta), rounds z + 1 first).  At x*beta == threshold the smooth branch:
+// sigmoid(20) rounds to 1 in float, exactly 1 for g = 1.
 template <typename T> GK_HD T softplus_backward(T g, T x, T y, const Params<T>& p) {
     T xb = x * p[0];
     if (xb > p[1]) return g;
-    T z = exp_(xb);
-    return (g * z) / (z + T(1));
+    return g * sigmoid_forward(xb, p);
 }
 
 // ---------------------------------------------------------------------------
