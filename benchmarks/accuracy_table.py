@@ -135,12 +135,14 @@ def _tanhshrink_d(x, y, p):
     return mpmath.tanh(x) ** 2
 
 
+# erfc, not 1 + erf: below x = -9.3, 1 + erf(x/sqrt 2) is under 2^-128 and
+# cancels to 0 even at PREC bits
 def _gelu(x, p):
-    return x / 2 * (1 + mpmath.erf(x / mpmath.sqrt(2)))
+    return x / 2 * mpmath.erfc(-x / mpmath.sqrt(2))
 
 
 def _gelu_d(x, y, p):
-    return (1 + mpmath.erf(x / mpmath.sqrt(2))) / 2 + x * mpmath.npdf(x)
+    return mpmath.erfc(-x / mpmath.sqrt(2)) / 2 + x * mpmath.npdf(x)
 
 
 #: GELU('tanh')'s constants exact (torch and gradkern both round them to the

@@ -26,6 +26,11 @@ and sigmoid on every input, and what the correctly rounded versions cost.
    depth 3, weights 1 (the benchmark's inputs), Tanh and Tanhshrink, resp.
    Sigmoid, with BASE's vector math (the sigmoid before) and the working
    tree's compiled side by side in this process; ns per sample.
+5. ``correction_speed``: what the correction steps of exp, expm1 (both
+   dtypes), float64 log and float64 tanh cost: a plain loop of each, BASE's
+   and the working tree's, and the chains of ELU, SiLU, Softplus and
+   LogSigmoid (float32) over BASE's and the working tree's exp and expm1
+   (``--parts correction_speed --base`` the commit before them).
 
 Writes a short JSON summary to ``--out`` (``--parts`` runs some parts and
 keeps the others from an existing file; ``--funcs`` limits the grid's
@@ -515,6 +520,108 @@ def tanh_loop_speed(base_vecmath, n=1 << 20, repeats=30):
     return {t: round(b / n * 1e9, 3) for t, b in best.items()}
 
 
+# ----------------------------------------------------------------------------- 5. correction steps
+#: the functions that took a correction step, with the dtypes it applies to
+CORRECTED = {"exp": ("float32", "float64"), "expm1": ("float32", "float64"),
+             "log": ("float64",), "tanh": ("float64",)}
+#: loop inputs per function: where each is used
+LOOP_RANGE = {"exp": (-10.0, 10.0), "expm1": (-10.0, 10.0), "log": (1e-3, 1e3),
+              "tanh": (-5.0, 5.0)}
+
+
+def _exp_ops(vexp, vexpm1, vlog1p):
+    """ELU's, SiLU's, Softplus' and LogSigmoid's (forward, backward) written
+    over the given exp and expm1, as gradkern.activations.scalar writes them."""
+    import numba
+
+    from gradkern._numba.intrinsics import fma
+
+    jit = numba.njit(error_model="numpy", forceinline=True)
+
+    @jit
+    def elu_forward(x, p):
+        return vexpm1(x * p[2]) * p[0] if x < type(x)(0.0) else x * p[1]
+
+    @jit
+    def elu_backward(g, x, y, p):
+        if x <= type(x)(0.0):
+            return ((g * p[3]) * p[0]) * vexp(x * p[3])
+        return g * p[1]
+
+    @jit
+    def silu_forward(x, p):
+        return x / (type(x)(1.0) + vexp(-x))
+
+    @jit
+    def silu_backward(g, x, y, p):
+        T = type(x)
+        s = T(1.0) / (T(1.0) + vexp(-x))
+        return (g * s) * fma(x, T(1.0) - s, T(1.0))
+
+    @jit
+    def softplus_forward(x, p):
+        xb = x * p[0]
+        smooth = vlog1p(vexp(xb)) / p[0]
+        return x if xb > p[1] else smooth
+
+    @jit
+    def softplus_backward(g, x, y, p):
+        xb = x * p[0]
+        if xb > p[1]:
+            return g
+        z = vexp(xb)
+        return (g * z) / (z + type(x)(1.0))
+
+    @jit
+    def log_sigmoid_forward(x, p):
+        T = type(x)
+        m = T(0.0) if x >= T(0.0) else x
+        return m - vlog1p(vexp(-abs(x)))
+
+    @jit
+    def log_sigmoid_backward(g, x, y, p):
+        T = type(x)
+        b = vexp(-abs(x))
+        q = b / (T(1.0) + b)
+        if x < T(0.0):
+            return (T(1.0) - q) * g
+        return (T(0.0) + q) * g
+
+    return {"ELU": (elu_forward, elu_backward), "SiLU": (silu_forward, silu_backward),
+            "Softplus": (softplus_forward, softplus_backward),
+            "LogSigmoid": (log_sigmoid_forward, log_sigmoid_backward)}
+
+
+def correction_speed(base_vecmath, n, repeats=15):
+    """Part 5: what the correction steps cost.  A plain loop ``y[i] = f(x[i])``
+    (2^20 elements, uniform in LOOP_RANGE) with BASE's and the working tree's
+    function alternating, ns per element; and gk.chain_grad (float32, depth 3)
+    of the activations built on exp/expm1, with BASE's and the working tree's."""
+    from gradkern._numba import vecmath
+
+    loops = {}
+    for name, dtypes in CORRECTED.items():
+        for dt in dtypes:
+            lo, hi = LOOP_RANGE[name]
+            x = np.random.default_rng(0).uniform(lo, hi, 1 << 20).astype(dt)
+            y = np.empty_like(x)
+            fns = {"base": _apply(getattr(base_vecmath, "v" + name)),
+                   "new": _apply(getattr(vecmath, "v" + name))}
+            best = {}
+            for _ in range(repeats):
+                for tree, loop in fns.items():
+                    loop(x[:64], y[:64])
+                    t0 = time.perf_counter()
+                    loop(x, y)
+                    best[tree] = min(best.get(tree, math.inf), time.perf_counter() - t0)
+            loops[f"{name}/{dt}"] = {t: round(b / x.size * 1e9, 3) for t, b in best.items()}
+            print(name, dt, loops[f"{name}/{dt}"], flush=True)
+    trees = {"base": _exp_ops(base_vecmath.vexp, base_vecmath.vexpm1, base_vecmath.vlog1p),
+             "new": _exp_ops(vecmath.vexp, vecmath.vexpm1, vecmath.vlog1p)}
+    return {"loop_ns_per_element": loops,
+            "chain": _chain_speed(trees, ("ELU", "SiLU", "Softplus", "LogSigmoid"), n, repeats)}
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -599,6 +706,18 @@ def main(argv=None):
             **sigmoid_speed(base, n),
             "load_average_after": round(os.getloadavg()[0], 2)}
         print(json.dumps(summary["sigmoid_speed"], indent=1), flush=True)
+    if "correction_speed" in parts:
+        n = 1_000_000 if args.quick else 10_000_000
+        summary["correction_speed"] = {
+            "what": f"BASE's vecmath (before the correction steps) and the working tree's: a "
+                    f"plain loop y[i] = f(x[i]), 2^20 elements, and gk.chain_grad, float32, "
+                    f"N={n:g}, depth 3, weights 1, x ~ 2 N(0, 1), {numba.get_num_threads()} "
+                    "threads; best of 15, base and new alternating",
+            "base_commit": args.base,
+            "load_average_before": round(os.getloadavg()[0], 2),
+            **correction_speed(base, n),
+            "load_average_after": round(os.getloadavg()[0], 2)}
+        print(json.dumps(summary["correction_speed"], indent=1), flush=True)
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=1)
         f.write("\n")

@@ -61,6 +61,9 @@ template <typename T> GK_HD T expm1_(T x) { return T(expm1(double(x))); }
 template <typename T> GK_HD T log1p_(T x) { return T(log1p(double(x))); }
 template <typename T> GK_HD T tanh_(T x) { return T(tanh(double(x))); }
 template <typename T> GK_HD T erf_(T x) { return T(erf(double(x))); }
+// Phi(-u) = erfc(u/sqrt 2)/2 with u/sqrt 2 formed in double (rounding it in float
+// would cost u^2 half-ulps): GELU's x < -1, where 1 + erf(x/sqrt 2) cancels
+template <typename T> GK_HD T ndtr_neg_(T u) { return T(0.5 * erfc(double(u) * kSqrt1_2)); }
 
 // Linear(1, 1) is a matmul that accumulates from +0: 0 + a*b turns a -0.0
 // product into +0.0 and changes nothing else.  Every product of the chain goes
@@ -173,13 +176,13 @@ template <typename T> GK_HD T softplus_forward(T x, const Params<T>& p) {
     if (xb > p[1]) return x;
     return log1p_(exp_(xb)) / p[0];
 }
-// z = exp(x*beta); x*beta > threshold ? g : (g*z)/(z+1).  At x*beta == threshold
-// the smooth branch: in float z + 1 == z (z = 4.85e8 at 20), exactly 1 for g = 1.
+// x*beta > threshold ? g : g*sigmoid(x*beta), as scalar.py (torch's (g*z)/(z + 1),
+// z = exp(x*beta), rounds z + 1 first).  At x*beta == threshold the smooth branch:
+// sigmoid(20) rounds to 1 in float, exactly 1 for g = 1.
 template <typename T> GK_HD T softplus_backward(T g, T x, T y, const Params<T>& p) {
     T xb = x * p[0];
     if (xb > p[1]) return g;
-    T z = exp_(xb);
-    return (g * z) / (z + T(1));
+    return g * sigmoid_forward(xb, p);
 }
 
 // ---------------------------------------------------------------------------
@@ -239,7 +242,9 @@ template <typename T> GK_HD T tanhshrink_backward(T g, T x, T y, const Params<T>
 // (x*0.5)*(1 + erf(x*M_SQRT1_2)) (ATen, double).  onednn (float: torch runs float32
 // GELU in oneDNN): oneDNN's edges -- x*(1 + erf) overflows from 2^127 on, NaN at
 // +inf -- and one rounding after erf, fma(x/2, erf, x/2), as scalar.py explains
+// Below x = -1 (finite) both dtypes take x*Phi(x) from erfc: 1 + erf cancels there.
 template <typename T> GK_HD T gelu_erf_forward(T x, const Params<T>& p) {
+    if (x < T(-1) && x > -T(INFINITY)) return x * ndtr_neg_(-x);
     if (p[2] != T(0)) {
         T h = x * T(0.5);
         T y = fma_(h, erf_(x * p[0]), h);
@@ -248,9 +253,12 @@ template <typename T> GK_HD T gelu_erf_forward(T x, const Params<T>& p) {
     }
     return (x * T(0.5)) * (T(1) + erf_(x * p[0]));
 }
-// g*(cdf + x*pdf), cdf = 0.5*(1 + erf(x*M_SQRT1_2)), pdf = kBeta*exp(x*x*-0.5): GELU'(0) = 0.5
+// g*(cdf + x*pdf), cdf = 0.5*(1 + erf(x*M_SQRT1_2)), pdf = kBeta*exp(x*x*-0.5): GELU'(0) = 0.5.
+// Below x = -1 the cdf from erfc, as scalar.py's tail.  (scalar.py's polynomial
+// around GELU's zero at -0.7518 has no copy here yet: near it this form keeps
+// torch's absolute error, a few 1e-8.)
 template <typename T> GK_HD T gelu_erf_backward(T g, T x, T y, const Params<T>& p) {
-    T cdf = T(0.5) * (T(1) + erf_(x * p[0]));
+    T cdf = x < T(-1) ? ndtr_neg_(-x) : T(0.5) * (T(1) + erf_(x * p[0]));
     T pdf = p[1] * exp_((x * x) * T(-0.5));
     return g * (cdf + x * pdf);
 }
@@ -288,19 +296,31 @@ template <typename T> GK_HD T silu_backward(T g, T x, T y, const Params<T>& p) {
     T s = T(1) / (T(1) + exp_(-x));
     return (g * s) * fma_(x, T(1) - s, T(1));
 }
-// x*tanh(log1p(exp(x))) for x <= 0; for x > 0 x - x*q in one fma, q = 1 - tanh(softplus(x))
-// = 2/(n + 2), n = e^x (e^x + 2): one rounding instead of two (scalar.py has the numbers)
+// Mish from E = exp(-|x|) alone (scalar.py explains): K = 1 + 2E + 2E^2.
+// x <= 0: x * n/(n + 2), n = E(E + 2); x > 0: x - x*q in one fma, q = 2E^2/K
 template <typename T> GK_HD T mish_forward(T x, const Params<T>& p) {
-    T e = exp_(x);
-    if (!(x > T(0))) return x * tanh_(log1p_(e));  // -0.0 stays -0.0, NaN stays NaN
-    T q = T(2) / (e * (e + T(2)) + T(2));
+    T E = exp_(-abs_(x));
+    if (!(x > T(0))) {  // -0.0 stays -0.0, NaN stays NaN, -inf gives NaN
+        T n = E * (E + T(2));
+        return x * (n / (n + T(2)));
+    }
+    T q = T(2) * (E * E) / fma_(E + E, E + T(1), T(1));
     return q == T(0) ? x : fma_(-x, q, x);
 }
-// g*fma(x*s, fma(-tsp, tsp, 1), tsp), tsp = tanh(softplus(x)): Mish'(0) = 0.6
+// x > 0: fma(q*x, (2 - q)/(1 + E), 1 - q); x <= 0: E*P/D^2, D = E^2 + 2E + 2,
+// P = 4(1 + x) + E(6 + 4x + E(4 + E)).  Mish'(0) = 0.6; NaN at +-inf.  (scalar.py's
+// polynomial around Mish's zero at -1.1924 has no copy here yet: near it this form
+// keeps an absolute error of a few 1e-8, as torch's.)
 template <typename T> GK_HD T mish_backward(T g, T x, T y, const Params<T>& p) {
-    T s = T(1) / (T(1) + exp_(-x));
-    T tsp = tanh_(log1p_(exp_(x)));
-    return g * fma_(x * s, fma_(-tsp, tsp, T(1)), tsp);
+    T E = exp_(-abs_(x));
+    if (x > T(0)) {
+        T q = T(2) * (E * E) / fma_(E + E, E + T(1), T(1));
+        return g * fma_(q * x, (T(2) - q) / (T(1) + E), T(1) - q);
+    }
+    T four_x = T(4) * (x > T(-1e30) ? x : T(-1e30));  // E = 0 there: no overflow of 4x
+    T P = fma_(E, fma_(E, E + T(4), T(6) + four_x), four_x + T(4));
+    T D = fma_(E, E + T(2), T(2));
+    return g * ((E * P) / (D * D) + (x - x));  // NaN at -inf; an underflow is +0
 }
 
 // ---------------------------------------------------------------------------

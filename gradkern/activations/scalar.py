@@ -24,8 +24,11 @@ the element hit its scalar or its SIMD path; ``../shared/torch-conventions.md``)
 """
 import numba
 
+import numpy as np
+
 from .._numba.intrinsics import fma
-from .._numba.vecmath import verf, vexp, vexpm1, vlog1p, vsigmoid, vtanh
+from .._numba.vecmath import (RootTable, implement_near_root, verf, vexp, vexpm1, vlog1p,
+                              vndtr_tail, vsigmoid, vtanh)
 
 # error_model="numpy": IEEE division (x/0 -> inf/NaN) as in PyTorch, and no
 # ZeroDivisionError check, whose branch would keep loops from vectorising.
@@ -35,12 +38,65 @@ from .._numba.vecmath import verf, vexp, vexpm1, vlog1p, vsigmoid, vtanh
 jit = numba.njit(error_model="numpy", forceinline=True)
 
 
-# Transcendentals (vexp, vexpm1, vlog1p, vtanh, vsigmoid, verf): gradkern._numba.vecmath's
-# branch-free float32/float64 implementations (float32 tanh and sigmoid correctly rounded,
-# the others 0.6-1.8 ulp, measured), so a loop over samples becomes SIMD code with no libm
-# call and no float64 in float32 code.
+# Transcendentals (vexp, vexpm1, vlog1p, vtanh, vsigmoid, verf, vndtr_tail):
+# gradkern._numba.vecmath's branch-free float32/float64 implementations (float32 tanh and
+# sigmoid correctly rounded, exp and expm1 0.50 ulp, the others 0.6-0.8, measured), so a
+# loop over samples becomes SIMD code with no libm call and no float64 in float32 code.
 
 INF = float("inf")
+
+
+def _root_table(dtype, root, center, coef):
+    """A :class:`RootTable` in ``dtype``: root = (hi, lo) as the dtype splits it."""
+    t = dtype.type
+    return RootTable(t(root[0]), t(root[1]), t(center), tuple(t(c) for c in coef))
+
+
+# GELU'(x) = Phi(x) + x phi(x) and Mish'(x) each pass through zero (x = -0.7518,
+# -1.1924), where their two terms cancel: any rounding of a term is hundreds of
+# ulps of the result there (GELU: 16 inputs above max(2x torch, 4 ulp), up to
+# 235 ulp; Mish: 18, up to 698).  On [-1, -0.5] resp. [-1.5, -0.9] they are
+# (x - x0) R(x - xc) instead (vecmath.implement_near_root), R fitted by
+# mpmath.chebyfit (60 digits) to 3e-10 (float32, degree 7) resp. 2e-19
+# (float64, degree 14) of R.
+_GELU_NEAR_ROOT = (-1.0, -0.5)
+_MISH_NEAR_ROOT = (-1.5, -0.9)
+
+
+def _gelu_grad_near_root(x):
+    """GELU'(x) on _GELU_NEAR_ROOT (jit-only)."""
+    raise NotImplementedError
+
+
+def _mish_grad_near_root(x):
+    """Mish'(x) on _MISH_NEAR_ROOT (jit-only)."""
+    raise NotImplementedError
+
+
+implement_near_root(
+    _gelu_grad_near_root,
+    _root_table(np.dtype(np.float32), (-0.7517915368080139, 1.211444988769017e-08), -0.75, (
+        0.43218955397605896, 0.3882186710834503, -0.018812749534845352, -0.114113450050354,
+        -0.014593756757676601, 0.019469410181045532, 0.004419267177581787,
+        -0.002226828131824732)),
+    _root_table(np.dtype(np.float64), (-0.7517915246935645, 1.4956759177009883e-17), -0.75, (
+        0.43218955538054815, 0.38821867456339654, -0.01881270543747169, -0.11411346361216972,
+        -0.014597331970448341, 0.019470321490379285, 0.004511076219168484,
+        -0.0022501914835004796, -0.0007418099140684072, 0.0001878813221024849,
+        8.59368019080211e-05, -1.1380786345246387e-05, -7.737441584877836e-06,
+        4.4648979858134897e-07, 5.619616252387396e-07)))
+implement_near_root(
+    _mish_grad_near_root,
+    _root_table(np.dtype(np.float32), (-1.1924312114715576, -3.0439375464652585e-09), -1.2, (
+        0.265400767326355, 0.20409342646598816, 0.04236274212598801, -0.019794777035713196,
+        -0.01569553278386593, -0.003408698830753565, 0.0010853951098397374,
+        0.0009671642328612506)),
+    _root_table(np.dtype(np.float64), (-1.1924312145154952, -4.8484829848031044e-17), -1.2, (
+        0.26540075652051437, 0.2040934249429325, 0.04236269687790654, -0.019794770443410704,
+        -0.01569302130628943, -0.0034091094459053283, 0.0010403726136762302,
+        0.000974346842450769, 0.0002568450755916041, -3.779043423137711e-05,
+        -5.4385852182956934e-05, -1.7373315158664836e-05, 6.682487988257025e-07,
+        2.806037014351753e-06, 1.0222928808714459e-06)))
 
 
 # ----------------------------------------------------------------------------
@@ -201,45 +257,36 @@ def sigmoid_backward(g, x, y, p):
 # Softplus.  p = (beta, threshold, -, -)
 # ----------------------------------------------------------------------------
 @jit
-def softplus_forward_saving(x, p):
-    r"""``(y, z)``: y = ``x*beta > threshold ? x : log1p(z) / beta`` with
-    z = exp(x*beta), and z, which the backward needs again.
+def softplus_forward(x, p):
+    r"""``x*beta > threshold ? x : log1p(exp(x*beta)) / beta``.
 
     The linear branch returns x itself, and only when x*beta > threshold
     strictly.  Written as a select of both branches: with an early ``return x``
-    LLVM kept the loop scalar (8.8 ns/element vs 1.4 measured).
+    LLVM kept the loop scalar (8.8 ns/element vs 1.4 measured).  Its exp is not
+    handed to the backward (as LogSigmoid's is): the backward's correctly
+    rounded sigmoid does not start from a rounded exp(x*beta).
     """
     xb = x * p[0]
-    z = vexp(xb)
-    smooth = vlog1p(z) / p[0]
-    return (x if xb > p[1] else smooth), z
-
-
-@jit
-def softplus_forward(x, p):
-    r"""``x*beta > threshold ? x : log1p(exp(x*beta)) / beta``."""
-    return softplus_forward_saving(x, p)[0]
-
-
-@jit
-def softplus_backward_saved(g, x, z, p):
-    r"""``x*beta > threshold ? g : (g*z)/(z+1)`` with the forward's z = exp(x*beta):
-    torch's backward computes the same exp from the input."""
-    T = type(x)
-    if x * p[0] > p[1]:
-        return g
-    return (g * z) / (z + T(1.0))
+    smooth = vlog1p(vexp(xb)) / p[0]
+    return x if xb > p[1] else smooth
 
 
 @jit
 def softplus_backward(g, x, y, p):
-    r"""``z = exp(x*beta); x*beta > threshold ? g : (g*z)/(z+1)``.
+    r"""``x*beta > threshold ? g : g*sigmoid(x*beta)``.
 
-    At x*beta == threshold the smooth branch is taken; in float32 z + 1 == z
-    there (z = 4.85e8 at the default threshold 20), so it gives exactly 1.0
-    for g = 1.
+    torch computes sigmoid as (g*z)/(z + 1), z = exp(x*beta), rounding z + 1
+    first (1.8 ulp at worst on the accuracy table's inputs); this is the
+    correctly rounded float32 sigmoid (0.5 ulp), times g.  With exp rounding
+    once, torch's order put the depth-3 chain's df/dx 4.61 ulp off where
+    torch's worst is 3.62 (x = -2.34); now 2.82.  At x*beta == threshold
+    the smooth branch is taken; sigmoid(20) rounds to 1 in float32, so it
+    gives exactly 1.0 for g = 1.
     """
-    return softplus_backward_saved(g, x, vexp(x * p[0]), p)
+    xb = x * p[0]
+    if xb > p[1]:
+        return g
+    return g * vsigmoid(xb)
 
 
 # ----------------------------------------------------------------------------
@@ -353,7 +400,6 @@ def tanhshrink_backward(g, x, y, p):
 # keeps it for the block (chain.core.make_block_chain) instead of computing the
 # exp or tanh twice; both pairs give the same bits, by construction.
 log_sigmoid_forward.saving = (log_sigmoid_forward_saving, log_sigmoid_backward_saved)
-softplus_forward.saving = (softplus_forward_saving, softplus_backward_saved)
 tanhshrink_forward.saving = (tanhshrink_forward_saving, tanhshrink_backward_saved)
 
 
@@ -366,6 +412,19 @@ tanhshrink_forward.saving = (tanhshrink_forward_saving, tanhshrink_backward_save
 # ``cdf + x*pdf`` nor ``left_derivative + left*right_derivative*inner_derivative``
 # (fusing those matched 90% resp. 77% of the elements, not 100%).
 # ----------------------------------------------------------------------------
+@jit
+def _gelu_tail(x):
+    r"""``(use, forward, derivative)`` of GELU('none') from the normal tail, for
+    finite x < -1: with u = -x, x Phi(x) = -u Phi(-u) = -e m and Phi(x) + x phi(x)
+    = e r (``vndtr_tail``).  ``1 + erf(x/sqrt 2)`` cancels there: 5.6 ulp at
+    x = -1.48 where torch's oneDNN is 0.36, and nothing left below x = -5.9;
+    this is 2.0 ulp at worst (forward) resp. 2.5 (derivative)."""
+    T = type(x)
+    e, m, r = vndtr_tail(-x)
+    # + 0: an underflowed derivative is +0, torch's 0 + x*0 (e*r would be -0)
+    return (x < T(-1.0)) & (x > T(-INF)), -(e * m), e * r + T(0.0)
+
+
 @jit
 def gelu_forward(x, p):
     r"""GELU(approximate="none"): :math:`x \Phi(x) = \frac{x}{2}(1 + \mathrm{erf}(x/\sqrt 2))`.
@@ -384,8 +443,11 @@ def gelu_forward(x, p):
     2.9 / 0.71, oneDNN 5.1 / 1.05).  Chains of GELU amplify a layer's
     rounding (weights 1, depth 30: up to ~200x), so the parity suite's
     "no less accurate than torch" needs this, not ATen's two roundings.
+    Both dtypes: below x = -1, where 1 + erf cancels, ``-e*m`` from the normal
+    tail (``_gelu_tail``); -inf stays NaN (inf*0), as in both of torch's kernels.
     """
     T = type(x)
+    tail, y_tail, _ = _gelu_tail(x)
     if p[2] != T(0.0):
         h = x * T(0.5)
         y = fma(h, verf(x * p[0]), h)
@@ -394,19 +456,27 @@ def gelu_forward(x, p):
         # h - h would be +0
         y = x * T(0.0) if y == T(0.0) else y
         y = x + x if x + x == T(INF) else y  # x*(1 + erf) overflows, as oneDNN's
-        return x - x if x == T(INF) else y  # NaN at +inf, as oneDNN's
-    return (x * T(0.5)) * (T(1.0) + verf(x * p[0]))
+        y = x - x if x == T(INF) else y  # NaN at +inf, as oneDNN's
+        return y_tail if tail else y
+    y = (x * T(0.5)) * (T(1.0) + verf(x * p[0]))
+    return y_tail if tail else y
 
 
 @jit
 def gelu_backward(g, x, y, p):
     r"""``g * (cdf + x*pdf)`` with cdf = 0.5*(1 + erf(x*M_SQRT1_2)) and
-    pdf = kBeta*exp(x*x*-0.5), not fused.  GELU'(0) = 0.5; NaN at +-inf
-    (inf*0), as torch's ATen and oneDNN kernels both give."""
+    pdf = kBeta*exp(x*x*-0.5), not fused; below x = -1 ``g * e*r`` from the
+    normal tail (``_gelu_tail``: the cdf cancelled there, up to 5e5 ulp), and
+    on [-1, -0.5], around GELU's zero at -0.7518, ``(x - x0) R(x)``.
+    GELU'(0) = 0.5; NaN at +-inf (inf*0), as torch's ATen and oneDNN kernels
+    both give."""
     T = type(x)
+    tail, _, d_tail = _gelu_tail(x)
     cdf = T(0.5) * (T(1.0) + verf(x * p[0]))
     pdf = p[1] * vexp((x * x) * T(-0.5))
-    return g * (cdf + x * pdf)
+    d = d_tail if tail else cdf + x * pdf
+    lo, hi = _GELU_NEAR_ROOT
+    return g * (_gelu_grad_near_root(x) if (x >= T(lo)) & (x <= T(hi)) else d)
 
 
 @jit
@@ -462,35 +532,68 @@ def silu_backward(g, x, y, p):
 
 
 @jit
-def mish_forward(x, p):
-    r""":math:`x \tanh(\mathrm{softplus}(x))`.
+def _mish_terms(x):
+    r"""``(E, K)`` for Mish: E = exp(-|x|), one exp for both signs (e^x = E
+    for x <= 0, 1/E above); K = 1 + 2E + 2E^2, which is (1 + e^x)^2 + 1 over
+    e^(2x) for x > 0 and its numerator for x <= 0 (no overflow: K in [1, 5])."""
+    T = type(x)
+    E = vexp(-abs(x))
+    return E, fma(E + E, E + T(1.0), T(1.0))
 
-    torch: ``x * tanh(log1p(exp(x)))``, kept for x <= 0.  For x > 0 the
-    same value as ``x - x*q`` with q = 1 - tanh(softplus(x)) = 2/(n + 2),
-    n = e^x (e^x + 2), in one fma: tanh rounded to float32 and then the
-    product rounded again was up to 2.75 ulp off on [0, 1) and 0.95 on
-    [4, 8) (torch 2.1 and 0.95); this is 1.8 and 0.50 (the last correctly
-    rounded).  A 30-layer chain of Mish repeats that product 30 times (x =
-    8.86: torch's tanh rounds up to 1, a correctly rounded one down, and the
-    product then rounds down every layer: 3x torch's error in the chain).
-    Overflow of n (x > 44 in float32) gives q = 0 and Mish(x) = x.
+
+@jit
+def mish_forward(x, p):
+    r""":math:`x \tanh(\mathrm{softplus}(x))`, from E = exp(-|x|) alone.
+
+    tanh(log1p(e)) = n/(n + 2), n = e (e + 2) = (1 + e)^2 - 1, e = e^x: for
+    x <= 0 (e = E <= 1, no cancellation) ``x * (n/(n + 2))``; for x > 0 the
+    same value as ``x - x*q`` in one fma, q = 1 - tanh(softplus(x)) = 2E^2/K:
+    torch's tanh rounded to float32 and then the product rounded again was up
+    to 2.75 ulp off on [0, 1) and 0.95 on [4, 8) (torch 2.1 and 0.95).  A
+    30-layer chain of Mish repeats that product 30 times (x = 8.86: torch's
+    tanh rounds up to 1, a correctly rounded one down, and the product then
+    rounds down every layer: 3x torch's error in the chain).  One exp and one
+    division, where torch's formula takes exp, log1p and tanh.  q = 0 (x > 44
+    in float32, and +inf) gives Mish(x) = x; -inf gives NaN (-inf * 0), -0.0
+    stays -0.0.
     """
     T = type(x)
-    e = vexp(x)
-    n = e * (e + T(2.0))
-    q = T(2.0) / (n + T(2.0))
-    positive = x if q == T(0.0) else fma(-x, q, x)  # +inf: x, not inf*0
-    return positive if x > T(0.0) else x * vtanh(vlog1p(e))  # -0.0 stays -0.0
+    E, K = _mish_terms(x)
+    n = E * (E + T(2.0))
+    positive = x > T(0.0)
+    ratio = (T(2.0) * (E * E) if positive else n) / (K if positive else n + T(2.0))
+    y_pos = x if ratio == T(0.0) else fma(-x, ratio, x)  # +inf: x, not inf*0
+    return y_pos if positive else x * ratio
 
 
 @jit
 def mish_backward(g, x, y, p):
-    r"""``g * fma(x*s, fma(-tsp, tsp, 1), tsp)``, s = 1/(1 + exp(-x)),
-    tsp = tanh(log1p(exp(x))).  Mish'(0) = tanh(log 2) = 0.6; NaN at +-inf."""
+    r"""``g * Mish'(x)``, Mish' = tsp + x s (1 - tsp^2), s = sigmoid(x), tsp =
+    tanh(softplus(x)), in closed form from E = exp(-|x|) alone.
+
+    x > 0: tsp = 1 - q, 1 - tsp^2 = q (2 - q), s = 1/(1 + E), so Mish' =
+    ``fma(q*x, (2 - q)/(1 + E), 1 - q)``.  x <= 0 (e = E): Mish' = e P/D^2 with
+    D = e^2 + 2e + 2 and P = 4(1 + x) + e(6 + 4x + e(4 + e)), whose first
+    term is exact (1 + x: Sterbenz) and carries torch's cancellation
+    tsp - |x| s (1 - tsp^2) (3.3x at x = -2).  On [-1.5, -0.9], around Mish's
+    zero at -1.1924, ``(x - x0) R(x)`` (_mish_grad_near_root): torch's form is
+    off by up to 98 ulp there, any sum of the terms by as much.  One exp,
+    where torch's backward takes two exps, log1p and tanh.  Mish'(0) = 0.6;
+    NaN at +-inf.
+    """
     T = type(x)
-    s = T(1.0) / (T(1.0) + vexp(-x))
-    tsp = vtanh(vlog1p(vexp(x)))
-    return g * fma(x * s, fma(-tsp, tsp, T(1.0)), tsp)
+    E, K = _mish_terms(x)
+    q = T(2.0) * (E * E) / K
+    d_pos = fma(q * x, (T(2.0) - q) / (T(1.0) + E), T(1.0) - q)
+    # x clamped where E = 0 already, so 4x cannot overflow; x - x puts back
+    # NaN at -inf (and turns an underflowed -0 into torch's +0)
+    four_x = T(4.0) * (x if x > T(-1e30) else T(-1e30))
+    P = fma(E, fma(E, E + T(4.0), T(6.0) + four_x), four_x + T(4.0))
+    D = fma(E, E + T(2.0), T(2.0))
+    d_neg = (E * P) / (D * D) + (x - x)
+    lo, hi = _MISH_NEAR_ROOT
+    d_neg = _mish_grad_near_root(x) if (x >= T(lo)) & (x <= T(hi)) else d_neg
+    return g * (d_pos if x > T(0.0) else d_neg)
 
 
 # ----------------------------------------------------------------------------

@@ -60,7 +60,15 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .._numba.vecmath import vcossin_turns, vexp, vexpm1, vlog
+from .._numba.vecmath import vcossin_turns, vexp_uncorrected, vexpm1_uncorrected, vlog_uncorrected
+
+# Part of the stream's definition ("philox4x32-10/gradkern-2"): exp, expm1 and
+# log as they were when it was published -- vecmath's algorithms without the
+# correction steps vexp, vexpm1 and float64 vlog took later -- so that every
+# draw keeps its bits (tests/test_sweep_rng.py pins them)
+stream_exp = vexp_uncorrected
+stream_expm1 = vexpm1_uncorrected
+stream_log = vlog_uncorrected
 from .philox import (BIAS_FAMILY, WEIGHT_FAMILY, family_words, sample_words, split_seed,
                      uniform_a, uniform_b)
 
@@ -211,7 +219,7 @@ def float_dtype(dtype):
 
 @numba.njit(inline="always")
 def _box_muller(u, v):
-    rad = math.sqrt(-2.0 * vlog(u))
+    rad = math.sqrt(-2.0 * stream_log(u))
     c, s = vcossin_turns(v)
     return rad * c, rad * s
 
@@ -219,7 +227,7 @@ def _box_muller(u, v):
 @numba.njit(inline="always")
 def _laplace(mu, b, u):
     d = u - 0.5  # exact, as are 2|d| and 1 - 2|d|
-    m = vlog(1.0 - 2.0 * abs(d))
+    m = stream_log(1.0 - 2.0 * abs(d))
     return mu - b * m if d > 0.0 else mu + b * m
 
 
@@ -227,7 +235,7 @@ def _laplace(mu, b, u):
 def _student_t(nu, r):
     # u**(-2/nu) - 1 as expm1(-2/nu * log u): no cancellation when u is near 1
     c, _ = vcossin_turns(uniform_b(r))
-    return c * math.sqrt(nu * vexpm1((-2.0 / nu) * vlog(uniform_a(r))))
+    return c * math.sqrt(nu * stream_expm1((-2.0 / nu) * stream_log(uniform_a(r))))
 
 
 @numba.njit(inline="always")
@@ -256,7 +264,7 @@ def _laplace_pair(p, r):
 @numba.njit(inline="always")
 def _lognormal_pair(p, r):
     z0, z1 = _box_muller(uniform_a(r), uniform_b(r))
-    return vexp(p[0] + p[1] * z0), vexp(p[0] + p[1] * z1)
+    return stream_exp(p[0] + p[1] * z0), stream_exp(p[0] + p[1] * z1)
 
 
 @numba.njit
