@@ -31,3 +31,27 @@ def test_cuda_kernel_on_the_simulator_matches_cpu():
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out == {"same_rows": True, "same_hist": True, "backends": ["cuda"], "auto": "cpu"}
+
+
+def test_default_chunk_fills_a_gpu_and_stays_small_on_the_cpu(monkeypatch):
+    # one GPU thread walks one block: the CPU's 256-block chunk would launch 256
+    # threads on a device that holds 270,336; the GPU default fills it, and
+    # shrinks with depth so the per-block partials stay within 512 MB
+    from gradkern.sweeps import run
+
+    assert run.gpu_chunk_blocks(3) == 1 << 19
+    assert run.gpu_chunk_blocks(64) == (512 << 20) // (48 * 66)
+    assert run.gpu_chunk_blocks(1_000_000) == run.CHUNK_BLOCKS
+    seen = []
+
+    def spy(point, samples, seed, dtype, backend, chunk_blocks):
+        seen.append((backend, chunk_blocks))
+        return iter(())
+
+    monkeypatch.setattr(run, "local_chunks", spy)
+    monkeypatch.setattr(run, "resolve_backend", lambda backend: backend)
+    monkeypatch.setattr(run, "_prewarm", lambda todo, dtype: None)
+    for backend in ("cuda", "cpu"):
+        run.sweep("ReLU", depths=[3, 5], samples=10, backend=backend)
+    run.sweep("ReLU", depths=3, samples=10, backend="cuda", chunk_blocks=7)
+    assert seen == [("cuda", run.gpu_chunk_blocks(5))] * 2 + [("cpu", 256)] * 2 + [("cuda", 7)]

@@ -20,7 +20,8 @@ from .layers import n_channels
 from .stats import BLOCK, LANES, PointStats, fold
 from .table import SweepResult, point_record
 
-__all__ = ["sweep", "load", "SWEEP_BACKENDS", "STREAM", "CHUNK_BLOCKS", "TASK_TIMEOUT"]
+__all__ = ["sweep", "SWEEP_BACKENDS", "STREAM", "CHUNK_BLOCKS", "gpu_chunk_blocks",
+           "TASK_TIMEOUT"]
 
 SWEEP_BACKENDS = ("auto", "cpu", "cuda")
 #: the inputs' and the sums' definition; a directory written under another
@@ -30,6 +31,18 @@ STREAM = "philox4x32-10/gradkern-2"
 #: default chunk: 256 blocks = 1,048,576 samples, ~0.1 s of work on 2 cores;
 #: memory ~ 256 x channels x 354 x 8 B of histograms (3.6 MB at depth 3)
 CHUNK_BLOCKS = 256
+#: on a GPU one thread walks one block, so a chunk of 256 blocks would run 256
+#: threads on a device that holds 132 SMs x 2048 = 270,336 (H100/H200): a GPU
+#: chunk is up to 2**19 blocks (about two such waves, 2.1e9 samples), fewer
+#: where its per-block partials (6 float64 per channel, depth + 2 channels)
+#: would pass 512 MB
+GPU_CHUNK_BLOCKS, GPU_CHUNK_BYTES = 1 << 19, 512 << 20
+
+
+def gpu_chunk_blocks(depth):
+    """The default chunk, in blocks, of a CUDA sweep whose deepest chain has ``depth`` layers."""
+    return max(CHUNK_BLOCKS, min(GPU_CHUNK_BLOCKS, GPU_CHUNK_BYTES // (48 * (depth + 2))))
+
 #: Dask task timeout: far above a chunk's ~0.1 s and a fresh worker's
 #: first-task kernel compile (5-60 s on 2 cores)
 TASK_TIMEOUT = 600.0
@@ -162,7 +175,7 @@ def local_chunks(point, samples, seed, dtype, backend, chunk_blocks):
 
 def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=10**6, seed=0,
           *, biases=None, backend="auto", dtype="float32", out=None, resume=False, progress=False,
-          dask=None, threads=None, chunk_blocks=CHUNK_BLOCKS, on_point=None,
+          dask=None, threads=None, chunk_blocks=None, on_point=None,
           task_timeout=TASK_TIMEOUT):
     """Gradient statistics over a grid, from in-kernel random inputs.
 
@@ -222,8 +235,11 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
         Client.  Results are bit-identical to a local run.
     threads : int, optional
         Numba threads (locally, or per Dask task).
-    chunk_blocks : int
+    chunk_blocks : int, optional
         Blocks of 4096 samples per kernel call (memory; never the results).
+        Default: :data:`CHUNK_BLOCKS` (256, ~0.1 s on 2 cores) on the CPU;
+        on a GPU, which runs one thread per block, :func:`gpu_chunk_blocks`
+        (2**19 at depth 3, enough threads to fill the device).
     on_point : callable, optional
         Called with each finished point's record (used by the CLI and tests).
     task_timeout : float or None
@@ -242,7 +258,8 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
     dtype = float_dtype(dtype)
     seed = split_seed(seed)
     samples = parse_samples(samples)
-    chunk_blocks = _positive_int(chunk_blocks, "chunk_blocks")
+    if chunk_blocks is not None:
+        chunk_blocks = _positive_int(chunk_blocks, "chunk_blocks")
     threads = None if threads is None else _positive_int(threads, "threads")
     if on_point is not None and not callable(on_point):
         raise TypeError(f"on_point must be callable, got {type(on_point).__name__}")
@@ -251,6 +268,9 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
     grid = make_grid(activations, depths, dists, weights, biases)
     _check_runs_in(grid, dtype)
     backend = resolve_backend(backend)
+    if chunk_blocks is None:
+        chunk_blocks = (gpu_chunk_blocks(max(p.depth for p in grid)) if backend == "cuda"
+                        else CHUNK_BLOCKS)
     task_timeout = _task_timeout(task_timeout)
     store, records = None, {}
     if out is not None:
@@ -323,16 +343,3 @@ def sweep(activations="all", depths=3, dists="normal:0,1", weights=1.0, samples=
     if store is not None:
         store.write_tables(result)
     return result
-
-
-def load(path):
-    """The SweepResult of the finished points in a sweep directory.
-
-    Each point file is checked against the manifest and its checksum; a
-    damaged one is named in a SweepDirectoryWarning and left out, and so is
-    a foreign file in ``points/``.  SweepDirectoryError where ``path`` holds
-    no sweep.
-    """
-    from .store import Store
-
-    return SweepResult(Store(path).load_points().values())
