@@ -556,3 +556,16 @@ def test_cuda_layered_kernel_compiles_for_the_gpu():
             assert facts["f64"] == 0, key
         if not key.startswith("mixed"):  # Tanh's vector math calls fma() itself
             assert facts["fma"] == 0, key
+
+
+def test_every_activation_one_per_layer():
+    """23 distinct activations, one per layer: one slot each in one kernel (a chain
+    of 23 nested ifs failed in LLVM; the dispatch is a tree), against autograd."""
+    acts = [default_activation(name) for name in gk.ACTIVATIONS]
+    assert len({a.name for a in acts}) == len(gk.ACTIVATIONS) >= 23
+    dtype = np.dtype(np.float64)
+    x = np.linspace(-3, 3, 301)
+    r = verify.check(acts, dtype, np.ones(len(acts)), x=x, weights_name="ones")
+    assert r.ok, r.why
+    res = gk.chain_grad(x, acts[::-1], np.ones(len(acts)))  # same slots, another order
+    assert np.isfinite(res.output).all()

@@ -215,11 +215,14 @@ def make_layer_loops(forward, backward, noisy, has_bias, slot):
 
 def make_slot_dispatch(loops, first=0):
     """``(forward_layer, backward_layer)`` taking a slot number first, running
-    ``loops[slot - first]``'s pair: an if-chain built by recursion, one
-    closure per slot, so each loop is its slot's own code (no call through a
-    table)."""
-    fwd0, bwd0 = loops[0]
+    ``loops[slot - first]``'s pair: a binary tree of ifs built by recursion, one
+    closure per node, so each loop is its slot's own code (no call through a
+    table).  A tree, not a chain of ifs: Numba inlines the closures into one
+    another, and 23 nested levels (every activation, one per layer) failed in
+    LLVM with "multiple definition of local value"; a tree nests log2(slots)."""
     if len(loops) == 1:
+        fwd0, bwd0 = loops[0]
+
         @numba.njit(inline="always", error_model="numpy")
         def forward_layer(s, a, k, wk, bk, params, nb, m):
             fwd0(a, k, wk, bk, params, nb, m)
@@ -229,21 +232,24 @@ def make_slot_dispatch(loops, first=0):
             bwd0(a, gb, g, k, wk, bk, params, nb, m)
 
         return forward_layer, backward_layer
-    fwd_rest, bwd_rest = make_slot_dispatch(loops[1:], first + 1)
+    half = len(loops) // 2
+    fwd_lo, bwd_lo = make_slot_dispatch(loops[:half], first)
+    fwd_hi, bwd_hi = make_slot_dispatch(loops[half:], first + half)
+    split = first + half
 
     @numba.njit(inline="always", error_model="numpy")
     def forward_layer(s, a, k, wk, bk, params, nb, m):
-        if s == first:
-            fwd0(a, k, wk, bk, params, nb, m)
+        if s < split:
+            fwd_lo(s, a, k, wk, bk, params, nb, m)
         else:
-            fwd_rest(s, a, k, wk, bk, params, nb, m)
+            fwd_hi(s, a, k, wk, bk, params, nb, m)
 
     @numba.njit(inline="always", error_model="numpy")
     def backward_layer(s, a, gb, g, k, wk, bk, params, nb, m):
-        if s == first:
-            bwd0(a, gb, g, k, wk, bk, params, nb, m)
+        if s < split:
+            bwd_lo(s, a, gb, g, k, wk, bk, params, nb, m)
         else:
-            bwd_rest(s, a, gb, g, k, wk, bk, params, nb, m)
+            bwd_hi(s, a, gb, g, k, wk, bk, params, nb, m)
 
     return forward_layer, backward_layer
 
