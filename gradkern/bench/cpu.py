@@ -140,8 +140,9 @@ def _seed_loop(x, act, w):
     return (lambda: seed_loop_grads(net, x)[0]), (lambda r: r)
 
 
-def _jax(x, act, w):
-    """JAX: jit(vmap(value_and_grad(f))) over the samples."""
+def _jax_chain(x, act, w):
+    """``(jax, f, xj, wj)``: the chain f(w, x) of one sample in JAX, and the
+    inputs on JAX's device (float64 switched on for float64 inputs)."""
     import jax
 
     if x.dtype == np.float64:
@@ -156,9 +157,15 @@ def _jax(x, act, w):
             a = a_fn(wv[k] * a, None)
         return a
 
-    fn = jax.jit(jax.vmap(jax.value_and_grad(f, argnums=(0, 1)), in_axes=(None, 0)))
     xj = jax.device_put(jnp.asarray(x))
     wj = jax.device_put(jnp.asarray(np.asarray(w, dtype=x.dtype)))
+    return jax, f, xj, wj
+
+
+def _jax(x, act, w):
+    """JAX: jit(vmap(value_and_grad(f))) over the samples."""
+    jax, f, xj, wj = _jax_chain(x, act, w)
+    fn = jax.jit(jax.vmap(jax.value_and_grad(f, argnums=(0, 1)), in_axes=(None, 0)))
 
     def run():
         y, (gw, gx) = fn(wj, xj)
@@ -170,23 +177,8 @@ def _jax(x, act, w):
 
 def _jax_grad(x, act, w):
     """JAX: jit(vmap(grad(f))) with respect to the weights: df/dw alone."""
-    import jax
-
-    if x.dtype == np.float64:
-        jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    a_fn = jax_activation(act)
-
-    def f(wv, xn):
-        a = xn
-        for k in range(wv.shape[0]):
-            a = a_fn(wv[k] * a, None)
-        return a
-
+    jax, f, xj, wj = _jax_chain(x, act, w)
     fn = jax.jit(jax.vmap(jax.grad(f), in_axes=(None, 0)))
-    xj = jax.device_put(jnp.asarray(x))
-    wj = jax.device_put(jnp.asarray(np.asarray(w, dtype=x.dtype)))
 
     def run():
         return jax.block_until_ready(fn(wj, xj))
