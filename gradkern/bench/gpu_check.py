@@ -37,7 +37,6 @@ status 2 and writes nothing.
 """
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -405,15 +404,9 @@ def run(out, *, dry_run=False, n=10**8, dtypes=("float32", "float64"), acts=None
     _stage(record, "native", native_vs_numba, out, n, chain, dry_run, budget)
     _stage(record, "sweep", sweep_throughput, sweep_samples, chunk_blocks, budget)
     record["verdicts"] = verdicts(record)
-    (out / "gpu-check.json").write_text(json.dumps(record, indent=1, default=_json_default))
+    (out / "gpu-check.json").write_text(json.dumps(record, indent=1, default=str))
     (out / "summary.md").write_text(summary_table(record))
     return record
-
-
-def _json_default(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return str(v)
 
 
 def _simulator():
