@@ -1,5 +1,6 @@
 """Values a forward saves for its backward (LogSigmoid's exp(-|x|),
-Tanhshrink's tanh): the saving pair the CPU kernel runs gives the bits of
+Tanhshrink's tanh, GELU's and Mish's derivative, GELU(tanh)'s tanh, SiLU's
+sigmoid): the saving pair the CPU kernel runs gives the bits of
 the plain pair, and the chain gives them too."""
 import numba
 import numpy as np
@@ -10,7 +11,9 @@ from gradkern.activations import scalar
 
 from .conftest import DTYPES
 
-SAVING = ("LogSigmoid", "Tanhshrink")
+SAVING = ("LogSigmoid", "Tanhshrink", "GELU", "SiLU", "Mish")
+#: every variant of these (GELU(tanh)'s ops save too)
+SAVING_VARIANTS = dict(gk.activations.variants(SAVING))
 
 
 def test_which_forwards_save():
@@ -42,11 +45,12 @@ def _pairs(forward, backward, forward_saving, backward_saved):
     return both
 
 
-@pytest.mark.parametrize("name", SAVING)
+@pytest.mark.parametrize("name", SAVING_VARIANTS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_saving_pair_gives_the_same_bits(name, dtype):
-    act = gk.activation(name)
+    act = SAVING_VARIANTS[name]
     forward, backward = act.ops()
+    assert forward.saving is not None
     both = _pairs(forward, backward, *forward.saving)
     x = _inputs(dtype)
     g = np.random.default_rng(4).uniform(-2, 2, x.shape[0]).astype(dtype)
@@ -56,11 +60,11 @@ def test_saving_pair_gives_the_same_bits(name, dtype):
     assert np.array_equal(bits[2], bits[3])
 
 
-@pytest.mark.parametrize("name", SAVING)
+@pytest.mark.parametrize("name", SAVING_VARIANTS)
 def test_chain_matches_the_scalar_functions(name):
     """The kernel (saving pair, kept for the block) against the plain scalar
     functions run sample by sample: the same bits at depth 3."""
-    act = gk.activation(name)
+    act = SAVING_VARIANTS[name]
     forward, backward = act.ops()
     x = _inputs(np.float32)
     w = np.array([1.5, -0.75, 1.25], np.float32)

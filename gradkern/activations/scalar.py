@@ -394,15 +394,6 @@ def tanhshrink_backward(g, x, y, p):
     return tanhshrink_backward_saved(g, x, vtanh(x), p)
 
 
-# Saved values: a forward that computes what its backward needs again (torch
-# saves it: LogSigmoid's buffer, Tanhshrink's tanh; Softplus's exp is the same
-# value recomputed) names the pair that passes it along.  The CPU chain kernel
-# keeps it for the block (chain.core.make_block_chain) instead of computing the
-# exp or tanh twice; both pairs give the same bits, by construction.
-log_sigmoid_forward.saving = (log_sigmoid_forward_saving, log_sigmoid_backward_saved)
-tanhshrink_forward.saving = (tanhshrink_forward_saving, tanhshrink_backward_saved)
-
-
 # ----------------------------------------------------------------------------
 # GELU.  Two kernel pairs, chosen by ``approximate`` (table.py's ``ops``).
 # The order of operations below is ATen's scalar lambdas, checked bit for bit
@@ -426,9 +417,12 @@ def _gelu_tail(x):
 
 
 @jit
-def gelu_forward(x, p):
-    r"""GELU(approximate="none"): :math:`x \Phi(x) = \frac{x}{2}(1 + \mathrm{erf}(x/\sqrt 2))`.
+def gelu_forward_saving(x, p):
+    r"""``(y, d)``: GELU(approximate="none") and its derivative d = GELU'(x),
+    from one erf and one normal tail for both (the backward's own erf, tail and
+    exp cost 2.2x the forward's; the chain kernel keeps d for the block).
 
+    y = :math:`x \Phi(x) = \frac{x}{2}(1 + \mathrm{erf}(x/\sqrt 2))`;
     p = (M_SQRT1_2, 1/sqrt(2 pi) as ATen forms it, onednn, 0), in the dtype.
 
     ATen (float64): ``(x*0.5)*(1 + erf(x*M_SQRT1_2))``.  torch computes
@@ -445,34 +439,17 @@ def gelu_forward(x, p):
     "no less accurate than torch" needs this, not ATen's two roundings.
     Both dtypes: below x = -1, where 1 + erf cancels, ``-e*m`` from the normal
     tail (``_gelu_tail``); -inf stays NaN (inf*0), as in both of torch's kernels.
+
+    d = ``cdf + x*pdf`` with cdf = 0.5*(1 + erf(x*M_SQRT1_2)) and pdf =
+    kBeta*exp(x*x*-0.5), not fused; below x = -1 ``e*r`` from the normal tail
+    (the cdf cancelled there, up to 5e5 ulp), and on [-1, -0.5], around
+    GELU's zero at -0.7518, ``(x - x0) R(x)``.  GELU'(0) = 0.5; NaN at +-inf
+    (inf*0), as torch's ATen and oneDNN kernels both give.
     """
     T = type(x)
-    tail, y_tail, _ = _gelu_tail(x)
-    if p[2] != T(0.0):
-        h = x * T(0.5)
-        y = fma(h, verf(x * p[0]), h)
-        # a zero result (x = +-0, the smallest subnormals, or erf = -1 from
-        # x < -5.9) has x's sign in oneDNN's x*(1 + erf)*0.5; fma's exact
-        # h - h would be +0
-        y = x * T(0.0) if y == T(0.0) else y
-        y = x + x if x + x == T(INF) else y  # x*(1 + erf) overflows, as oneDNN's
-        y = x - x if x == T(INF) else y  # NaN at +inf, as oneDNN's
-        return y_tail if tail else y
-    y = (x * T(0.5)) * (T(1.0) + verf(x * p[0]))
-    return y_tail if tail else y
-
-
-@jit
-def gelu_backward(g, x, y, p):
-    r"""``g * (cdf + x*pdf)`` with cdf = 0.5*(1 + erf(x*M_SQRT1_2)) and
-    pdf = kBeta*exp(x*x*-0.5), not fused; below x = -1 ``g * e*r`` from the
-    normal tail (``_gelu_tail``: the cdf cancelled there, up to 5e5 ulp), and
-    on [-1, -0.5], around GELU's zero at -0.7518, ``(x - x0) R(x)``.
-    GELU'(0) = 0.5; NaN at +-inf (inf*0), as torch's ATen and oneDNN kernels
-    both give."""
-    T = type(x)
-    tail, _, d_tail = _gelu_tail(x)
-    cdf = T(0.5) * (T(1.0) + verf(x * p[0]))
+    tail, y_tail, d_tail = _gelu_tail(x)
+    erf = verf(x * p[0])
+    cdf = T(0.5) * (T(1.0) + erf)
     # exp without its correction step (0.81 ulp, not 0.50): with the corrected
     # one, `gradkern verify`'s float32 depth-30 chain (weights 1) had df/dx 1.97
     # tolerance units from float64 autograd where torch has 1.47; 1.47 or less
@@ -480,7 +457,52 @@ def gelu_backward(g, x, y, p):
     pdf = p[1] * vexp_uncorrected((x * x) * T(-0.5))
     d = d_tail if tail else cdf + x * pdf
     lo, hi = _GELU_NEAR_ROOT
-    return g * (_gelu_grad_near_root(x) if (x >= T(lo)) & (x <= T(hi)) else d)
+    d = _gelu_grad_near_root(x) if (x >= T(lo)) & (x <= T(hi)) else d
+    if p[2] != T(0.0):
+        h = x * T(0.5)
+        y = fma(h, erf, h)
+        # a zero result (x = +-0, the smallest subnormals, or erf = -1 from
+        # x < -5.9) has x's sign in oneDNN's x*(1 + erf)*0.5; fma's exact
+        # h - h would be +0
+        y = x * T(0.0) if y == T(0.0) else y
+        y = x + x if x + x == T(INF) else y  # x*(1 + erf) overflows, as oneDNN's
+        y = x - x if x == T(INF) else y  # NaN at +inf, as oneDNN's
+        return (y_tail if tail else y), d
+    y = (x * T(0.5)) * (T(1.0) + erf)
+    return (y_tail if tail else y), d
+
+
+@jit
+def gelu_forward(x, p):
+    r"""GELU(approximate="none"): :math:`x \Phi(x)` (``gelu_forward_saving``)."""
+    return gelu_forward_saving(x, p)[0]
+
+
+@jit
+def gelu_backward_saved(g, x, d, p):
+    r"""``g * d``, d = GELU'(x) from the forward (``gelu_forward_saving``)."""
+    return g * d
+
+
+@jit
+def gelu_backward(g, x, y, p):
+    r"""``g * GELU'(x)`` (``gelu_forward_saving`` says how GELU' is formed)."""
+    return gelu_backward_saved(g, x, gelu_forward_saving(x, p)[1], p)
+
+
+@jit
+def _gelu_tanh_inner(x, p):
+    r"""``tanh(kBeta*fma(kKappa, x^3, x))`` for GELU(approximate="tanh")."""
+    return vtanh(p[0] * fma(p[1], (x * x) * x, x))
+
+
+@jit
+def gelu_tanh_forward_saving(x, p):
+    r"""``(y, t)``: GELU(approximate="tanh") and the tanh t its backward uses
+    again (torch's kernel computes t twice; the chain kernel keeps it)."""
+    T = type(x)
+    t = _gelu_tanh_inner(x, p)
+    return (T(0.5) * x) * (T(1.0) + t), t
 
 
 @jit
@@ -491,26 +513,29 @@ def gelu_tanh_forward(x, p):
     ``(0.5*x)*(1 + tanh(kBeta*fma(kKappa, (x*x)*x, x)))``; p = (kBeta =
     sqrt(2/pi), kKappa = 0.044715, 3*kKappa formed in the dtype, 1).
     """
+    return gelu_tanh_forward_saving(x, p)[0]
+
+
+@jit
+def gelu_tanh_backward_saved(g, x, t, p):
+    r"""``g*(0.5*(1 + t) + ((0.5*x)*fma(-t, t, 1))*(kBeta*fma(3*kKappa, x*x, 1)))``,
+    t = tanh(inner) from the forward.  ``3*kKappa`` is formed in the dtype:
+    float32(3)*float32(0.044715) = 0x3E095D4E, one ulp below
+    float32(0.134145).  GELU'(0) = 0.5; NaN where x*x overflows (|x| >=
+    1.9e19 in float32: 0 * inf), as torch gives."""
     T = type(x)
-    inner = p[0] * fma(p[1], (x * x) * x, x)
-    return (T(0.5) * x) * (T(1.0) + vtanh(inner))
+    left = T(0.5) * x
+    left_derivative = T(0.5) * (T(1.0) + t)
+    right_derivative = fma(-t, t, T(1.0))
+    inner_derivative = p[0] * fma(p[2], x * x, T(1.0))
+    return g * (left_derivative + (left * right_derivative) * inner_derivative)
 
 
 @jit
 def gelu_tanh_backward(g, x, y, p):
-    r"""``g*(0.5*(1 + t) + ((0.5*x)*fma(-t, t, 1))*(kBeta*fma(3*kKappa, x*x, 1)))``,
-    t = tanh(inner).  ``3*kKappa`` is formed in the dtype: float32(3)*
-    float32(0.044715) = 0x3E095D4E, one ulp below float32(0.134145).
-    GELU'(0) = 0.5; NaN where x*x overflows (|x| >= 1.9e19 in float32:
-    0 * inf), as torch gives."""
-    T = type(x)
-    x_sq = x * x
-    t = vtanh(p[0] * fma(p[1], x_sq * x, x))
-    left = T(0.5) * x
-    left_derivative = T(0.5) * (T(1.0) + t)
-    right_derivative = fma(-t, t, T(1.0))
-    inner_derivative = p[0] * fma(p[2], x_sq, T(1.0))
-    return g * (left_derivative + (left * right_derivative) * inner_derivative)
+    r"""GELU(approximate="tanh")'s backward (``gelu_tanh_backward_saved``),
+    t = tanh(inner) computed again, as torch's kernel does."""
+    return gelu_tanh_backward_saved(g, x, _gelu_tanh_inner(x, p), p)
 
 
 # ----------------------------------------------------------------------------
@@ -520,19 +545,33 @@ def gelu_tanh_backward(g, x, y, p):
 # for bit against torch's scalar path as the GELU formulas above (100%).
 # ----------------------------------------------------------------------------
 @jit
+def silu_forward_saving(x, p):
+    r"""``(y, s)``: SiLU and the sigmoid s = 1/(1 + exp(-x)) its backward
+    uses, from one exp (torch's backward computes it again; the chain kernel
+    keeps s)."""
+    T = type(x)
+    e = vexp(-x)
+    return x / (T(1.0) + e), T(1.0) / (T(1.0) + e)
+
+
+@jit
 def silu_forward(x, p):
     r""":math:`x\,\sigma(x)`: ``x / (1 + exp(-x))``."""
+    return silu_forward_saving(x, p)[0]
+
+
+@jit
+def silu_backward_saved(g, x, s, p):
+    r"""``(g*s)*fma(x, 1 - s, 1)``, s = 1/(1 + exp(-x)) (fused as torch's build
+    fuses it).  SiLU'(0) = 0.5; NaN at +-inf."""
     T = type(x)
-    return x / (T(1.0) + vexp(-x))
+    return (g * s) * fma(x, T(1.0) - s, T(1.0))
 
 
 @jit
 def silu_backward(g, x, y, p):
-    r"""``(g*s)*fma(x, 1 - s, 1)``, s = 1/(1 + exp(-x)) (fused as torch's build
-    fuses it).  SiLU'(0) = 0.5; NaN at +-inf."""
-    T = type(x)
-    s = T(1.0) / (T(1.0) + vexp(-x))
-    return (g * s) * fma(x, T(1.0) - s, T(1.0))
+    r"""SiLU's backward (``silu_backward_saved``), s computed again."""
+    return silu_backward_saved(g, x, silu_forward_saving(x, p)[1], p)
 
 
 @jit
@@ -543,6 +582,36 @@ def _mish_terms(x):
     T = type(x)
     E = vexp(-abs(x))
     return E, fma(E + E, E + T(1.0), T(1.0))
+
+
+@jit
+def _mish_derivative(x, E, q):
+    """Mish'(x) from E = exp(-|x|) and, for x > 0, q = 2E^2/K (``mish_backward``)."""
+    T = type(x)
+    d_pos = fma(q * x, (T(2.0) - q) / (T(1.0) + E), T(1.0) - q)
+    # x clamped where E = 0 already, so 4x cannot overflow; x - x puts back
+    # NaN at -inf (and turns an underflowed -0 into torch's +0)
+    four_x = T(4.0) * (x if x > T(-1e30) else T(-1e30))
+    P = fma(E, fma(E, E + T(4.0), T(6.0) + four_x), four_x + T(4.0))
+    D = fma(E, E + T(2.0), T(2.0))
+    d_neg = (E * P) / (D * D) + (x - x)
+    lo, hi = _MISH_NEAR_ROOT
+    d_neg = _mish_grad_near_root(x) if (x >= T(lo)) & (x <= T(hi)) else d_neg
+    return d_pos if x > T(0.0) else d_neg
+
+
+@jit
+def mish_forward_saving(x, p):
+    r"""``(y, d)``: Mish and its derivative d = Mish'(x) (``mish_backward``),
+    from one exp for both (the chain kernel keeps d for the block)."""
+    T = type(x)
+    E, K = _mish_terms(x)
+    n = E * (E + T(2.0))
+    positive = x > T(0.0)
+    # for x > 0 this is q = 2E^2/K, which Mish' uses too
+    ratio = (T(2.0) * (E * E) if positive else n) / (K if positive else n + T(2.0))
+    y_pos = x if ratio == T(0.0) else fma(-x, ratio, x)  # +inf: x, not inf*0
+    return (y_pos if positive else x * ratio), _mish_derivative(x, E, ratio)
 
 
 @jit
@@ -561,13 +630,13 @@ def mish_forward(x, p):
     in float32, and +inf) gives Mish(x) = x; -inf gives NaN (-inf * 0), -0.0
     stays -0.0.
     """
-    T = type(x)
-    E, K = _mish_terms(x)
-    n = E * (E + T(2.0))
-    positive = x > T(0.0)
-    ratio = (T(2.0) * (E * E) if positive else n) / (K if positive else n + T(2.0))
-    y_pos = x if ratio == T(0.0) else fma(-x, ratio, x)  # +inf: x, not inf*0
-    return y_pos if positive else x * ratio
+    return mish_forward_saving(x, p)[0]
+
+
+@jit
+def mish_backward_saved(g, x, d, p):
+    r"""``g * d``, d = Mish'(x) from the forward (``mish_forward_saving``)."""
+    return g * d
 
 
 @jit
@@ -585,19 +654,7 @@ def mish_backward(g, x, y, p):
     where torch's backward takes two exps, log1p and tanh.  Mish'(0) = 0.6;
     NaN at +-inf.
     """
-    T = type(x)
-    E, K = _mish_terms(x)
-    q = T(2.0) * (E * E) / K
-    d_pos = fma(q * x, (T(2.0) - q) / (T(1.0) + E), T(1.0) - q)
-    # x clamped where E = 0 already, so 4x cannot overflow; x - x puts back
-    # NaN at -inf (and turns an underflowed -0 into torch's +0)
-    four_x = T(4.0) * (x if x > T(-1e30) else T(-1e30))
-    P = fma(E, fma(E, E + T(4.0), T(6.0) + four_x), four_x + T(4.0))
-    D = fma(E, E + T(2.0), T(2.0))
-    d_neg = (E * P) / (D * D) + (x - x)
-    lo, hi = _MISH_NEAR_ROOT
-    d_neg = _mish_grad_near_root(x) if (x >= T(lo)) & (x <= T(hi)) else d_neg
-    return g * (d_pos if x > T(0.0) else d_neg)
+    return mish_backward_saved(g, x, mish_forward_saving(x, p)[1], p)
 
 
 # ----------------------------------------------------------------------------
@@ -675,3 +732,19 @@ def threshold_backward(g, x, y, p):
     if x <= p[0]:
         return T(0.0)
     return g
+
+
+# Saved values: a forward that computes what its backward needs again names the
+# pair that passes it along -- torch's saved tensors (LogSigmoid's buffer,
+# Tanhshrink's tanh) and values torch's backward computes again (GELU's
+# derivative, from the erf and normal tail the forward already evaluated;
+# GELU(tanh)'s tanh; SiLU's sigmoid, from the forward's exp; Mish's
+# derivative, from its exp).  The CPU chain kernel keeps it for the block
+# (chain.core.make_block_chain) instead of computing it twice; both pairs give
+# the same bits, by construction (tests/test_saved_values.py).
+log_sigmoid_forward.saving = (log_sigmoid_forward_saving, log_sigmoid_backward_saved)
+tanhshrink_forward.saving = (tanhshrink_forward_saving, tanhshrink_backward_saved)
+gelu_forward.saving = (gelu_forward_saving, gelu_backward_saved)
+gelu_tanh_forward.saving = (gelu_tanh_forward_saving, gelu_tanh_backward_saved)
+silu_forward.saving = (silu_forward_saving, silu_backward_saved)
+mish_forward.saving = (mish_forward_saving, mish_backward_saved)

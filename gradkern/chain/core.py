@@ -86,7 +86,8 @@ def make_block_chain(forward, backward, per_sample_noise, in_place=False, backwa
     # of its own, instead of computing it again: Tanhshrink float32, depth 3,
     # N = 1e7, 10-16 ns/sample against 23-32 recomputing (a loaded 2-core
     # machine, alternate runs).
-    saving = getattr(forward, "saving", None) if in_place else None
+    # (not without a backward: the forward would compute a derivative for nothing)
+    saving = getattr(forward, "saving", None) if in_place and backward_needed else None
     forward_saving, backward_saved = saving if saving else (forward, backward)
     saves = saving is not None
 
