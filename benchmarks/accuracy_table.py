@@ -1,6 +1,6 @@
 """float32 accuracy of gradkern and of torch against mpmath truth, in ulps.
 
-    .venv/bin/python benchmarks/accuracy_table.py [--n-log 10000] [--out FILE]
+    .venv/bin/python benchmarks/accuracy_table.py [--n-log 10000] [--jax] [--out FILE]
 
 For every smooth activation of the registry (each variant that is not
 piecewise-linear), on float32 inputs: log-uniform magnitudes 1e-8 .. 1e2 of
@@ -12,6 +12,15 @@ neighbours, and denormals.  Columns:
   the torch.nn module on one contiguous float32 tensor and its autograd;
 - ``output``, ``input_grad``, ``dw1`` .. ``dw3``: ``gk.chain_grad`` at depth 3
   with weights 1 against ``gradkern.reference.per_sample_grads`` (SimpleNet).
+
+``--jax`` adds JAX's errors on the same inputs beside them (``"jax"`` in each
+column, and ``"jax_normal"``, its maximum where the input and the truth are
+normal float32 numbers: XLA on the CPU flushes subnormals to zero; the bench
+extra): the elementwise columns from ``jax.vmap`` of the
+activation and of its ``jax.grad``, the chain columns from
+``jit(vmap(value_and_grad))`` of the same chain as the throughput benchmark's
+``jax`` peer (``gradkern.bench.peers``).  A peer that is faster by computing
+less accurately is then seen to be so.
 
 Truth: the activation's math at 128 bits (mpmath), with the parameters the
 kernels use (``act.kernel_params(float32)``, as torch rounds them).
@@ -336,11 +345,40 @@ def _columns(forward, derivative, chain):
     return cols
 
 
-def measure(act, x):
-    """{column: (gradkern's ulp errors, torch's)} at the float32 inputs ``x``."""
+def jax_columns(act, x):
+    """The same columns from JAX: the activation elementwise and its grad, and
+    the chain as the ``jax`` throughput peer runs it."""
+    import jax
+    import jax.numpy as jnp
+
+    from gradkern.bench.cpu import _jax
+    from gradkern.bench.peers import jax_activation
+
+    f = jax_activation(act)
+    one = jax.jit(jax.vmap(lambda z: f(z, None)))
+    grad = jax.jit(jax.vmap(jax.grad(lambda z: f(z, None))))
+    xj = jnp.asarray(x)
+    run, convert = _jax(x, act, np.ones(DEPTH, np.float32))
+    return _columns(np.asarray(one(xj)), np.asarray(grad(xj)), convert(run()))
+
+
+def measure(act, x, with_jax=False):
+    """{column: (gradkern's ulp errors, torch's)} at the float32 inputs ``x``;
+    ``with_jax``: (gradkern's, torch's, JAX's)."""
     truth = truth_columns(act, x)
-    ours, theirs = gradkern_columns(act, x), torch_columns(act, x)
-    return {c: (ulp_error(ours[c], truth[c]), ulp_error(theirs[c], truth[c])) for c in COLUMNS}
+    libs = [gradkern_columns(act, x), torch_columns(act, x)]
+    if with_jax:
+        libs.append(jax_columns(act, x))
+    return {c: tuple(ulp_error(lib[c], truth[c]) for lib in libs) for c in COLUMNS}
+
+
+def normal_only(x, act):
+    """{column: mask} of the inputs where x and the truth are normal float32
+    numbers: XLA on the CPU flushes subnormals to zero, an error of up to
+    2^23 ulp that says nothing of its formulas' rounding."""
+    tiny = float(np.finfo(np.float32).tiny)
+    truth = truth_columns(act, x)
+    return {c: (np.abs(x) >= tiny) & (np.abs(truth[c]) >= tiny) for c in COLUMNS}
 
 
 def pointwise_bound(torch_err):
@@ -349,15 +387,20 @@ def pointwise_bound(torch_err):
     return np.maximum(2.0 * torch_err, 4.0)
 
 
-def summary(x, errors):
+def summary(x, errors, normal=None):
     """JSON-ready maxima per column: gradkern's and torch's worst error and
     where, and how many inputs break the pointwise bound (and how many would
     break it with the libraries' roles swapped)."""
     out = {}
-    for c, (ek, et) in errors.items():
+    for c, (ek, et, *ej) in errors.items():
         i, j = int(np.argmax(ek)), int(np.argmax(et))
         row = {"gradkern": float(ek[i]), "torch": float(et[j]),
                "gradkern_at": float(x[i]).hex(), "torch_at": float(x[j]).hex()}
+        if ej:
+            worst = int(np.argmax(ej[0]))
+            row.update(jax=float(ej[0][worst]), jax_at=float(x[worst]).hex())
+            if normal is not None:
+                row["jax_normal"] = float(np.max(ej[0][normal[c]], initial=0.0))
         if c in ELEMENTWISE:
             row["above_pointwise_bound"] = int(np.sum(ek > pointwise_bound(et)))
             # the same rule the other way round, for scale: torch against gradkern
@@ -370,6 +413,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-log", type=int, default=N_LOG,
                     help=f"log-uniform magnitudes, each with both signs (default {N_LOG})")
+    ap.add_argument("--jax", action="store_true", help="JAX's errors beside them")
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
     import gradkern as gk
@@ -380,7 +424,9 @@ def main(argv=None):
     for label, act in smooth_variants():
         x = inputs(act, args.n_log)
         t = time.time()
-        results[label] = {"inputs": int(x.size), **summary(x, measure(act, x))}
+        normal = normal_only(x, act) if args.jax else None
+        results[label] = {"inputs": int(x.size),
+                          **summary(x, measure(act, x, args.jax), normal)}
         print(f"{label}: {x.size} inputs, {time.time() - t:.1f} s", file=sys.stderr)
     doc = {
         "what": "float32 max error in ulps against mpmath (benchmarks/accuracy_table.py)",
@@ -388,6 +434,10 @@ def main(argv=None):
         "machine": platform.machine(), "numba": numba.__version__,
         "torch": torch.__version__, "gradkern": gk.__version__, "activations": results,
     }
+    if args.jax:
+        import jax
+
+        doc["jax"] = jax.__version__
     with open(args.out, "w") as fh:
         json.dump(doc, fh, indent=1)
         fh.write("\n")

@@ -4,6 +4,7 @@ kernel's compile time goes.
 
     python benchmarks/compile_time.py [--activations all] [--out benchmarks/results/compile-time.json]
     python benchmarks/compile_time.py --breakdown [--base DIR] [--out FILE]
+    python benchmarks/compile_time.py --one-kernel [--out FILE]
 
 Each measurement is its own subprocess; "cold" gets an empty NUMBA_CACHE_DIR,
 "warm" the one the cold run filled.  Small N (the serial build) and large N
@@ -17,6 +18,13 @@ code, the parfor body's included) and the seconds of the main pipeline
 passes (type inference, which includes compiling the scalar functions a
 kernel first calls; IR inlining; parfor passes and parfor lowering; native
 lowering).  ``--base DIR`` measures another checkout in the same run.
+
+``--one-kernel``: would one kernel for many activations compile faster than
+one kernel each?  From an empty cache, each in a fresh process (compile
+workers off): the serial chain kernels of the seed notebook's activations
+(``gradkern vanishing``'s; one per distinct pair of scalar functions), one
+after another, against one per-layer kernel (``chain.layers.LayerPlan``)
+holding all of them as slots, the layer's slot chosen at run time.
 """
 import argparse
 import json
@@ -88,6 +96,54 @@ print(json.dumps(rows))
 """
 
 
+ONE_KERNEL = r"""
+import json, sys, time
+import numpy as np
+import gradkern as gk
+from gradkern.activations import fresh
+from gradkern.chain.cpu import get_layered_kernel
+from gradkern.chain.layers import LayerPlan
+from gradkern.experiments import SEED_ACTIVATIONS
+
+acts, seen = [], set()
+for name in SEED_ACTIVATIONS:
+    act = fresh(name)
+    if (*act.ops(), act.stochastic) not in seen:
+        seen.add((*act.ops(), act.stochastic))
+        acts.append(act)
+n = 200
+x = np.linspace(-3, 3, n, dtype=np.float32)
+w = np.ones(3, np.float32)
+t = time.perf_counter()
+if sys.argv[1] == "separate":
+    for act in acts:
+        gk.chain_grad(x, act, w, seed=0 if act.stochastic else None)
+else:
+    plan = LayerPlan(acts, False)
+    kernel = get_layered_kernel(plan, parallel=False)
+    noise = np.ones((n, 3), np.float32)
+    out = (np.empty(n, np.float32), np.empty((n, 3), np.float32), np.empty(n, np.float32),
+           np.empty((0, 3), np.float32))
+    kernel(x, w, np.zeros(3, np.float32), np.zeros(3, np.int64), plan.slot_params(np.float32),
+           noise, *out, 1)
+print(json.dumps({"kernels": len(acts), "seconds": time.perf_counter() - t}))
+"""
+
+
+def one_kernel():
+    """Seconds to compile the seed activations' chain kernels one each, and
+    as one kernel with a slot each (fresh processes, empty caches)."""
+    out = {}
+    for how in ("separate", "one"):
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
+            res = subprocess.run([sys.executable, "-c", ONE_KERNEL, how], env=env,
+                                 capture_output=True, text=True, check=True,
+                                 cwd=tempfile.gettempdir()).stdout
+        out[how] = json.loads(res.strip().splitlines()[-1])
+    return out
+
+
 def breakdown(names, src=None):
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
@@ -117,10 +173,14 @@ def main(argv=None):
     ap.add_argument("--breakdown", action="store_true",
                     help="where each kernel's compile time goes (Numba's pass timers)")
     ap.add_argument("--base", help="with --breakdown: another checkout, measured in the same run")
+    ap.add_argument("--one-kernel", action="store_true",
+                    help="the seed activations' kernels one each against one shared kernel")
     args = ap.parse_args(argv)
     names = list(gk.ACTIVATIONS) if args.activations == "all" else args.activations.split(",")
     if args.breakdown:
         return main_breakdown(names, args)
+    if args.one_kernel:
+        return main_one_kernel(args)
     rows = []
     for name in names:
         for n, build in ((1000, "serial"), (10**6, "parallel")):
@@ -157,6 +217,24 @@ def main_breakdown(names, args):
                   f"{r['type_inference']:5.2f}, IR inlining {r['ir_inlining']:5.2f}, parfor "
                   f"{r['parfor']:5.2f}, lowering {r['native_lowering']:5.2f}", flush=True)
     if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=1)
+            fh.write("\n")
+
+
+def main_one_kernel(args):
+    from gradkern.bench.cpu import machine_info
+
+    res = one_kernel()
+    sep, one = res["separate"], res["one"]
+    print(f"{sep['kernels']} chain kernels (float32, serial build): one each "
+          f"{sep['seconds']:.2f} s, one kernel with {one['kernels']} slots {one['seconds']:.2f} s")
+    if args.out:
+        result = {"machine": machine_info(), "what": "seconds to compile the seed notebook's "
+                  "activations' chain kernels from an empty cache, one kernel each against one "
+                  "per-layer kernel holding them all as slots; fresh processes, compile workers "
+                  "off, float32, serial build", "one_each_s": round(sep["seconds"], 2),
+                  "one_kernel_s": round(one["seconds"], 2), "kernels": sep["kernels"]}
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=1)
             fh.write("\n")

@@ -601,6 +601,30 @@ def accuracy_float32():
             "parentheses, inputs where torch's exceeds max(2x gradkern's, 4 ulp).")
 
 
+@region("accuracy-peers")
+def accuracy_peers():
+    """For each smooth activation below a float32 throughput target: the
+    maximum float32 error of gradkern, torch and JAX on the accuracy table's
+    inputs (JAX's where input and truth are normal: XLA flushes subnormals)."""
+    doc = _load("accuracy-float32.json")
+    by_act, _ = _cpu_rows("float32")
+    below = {act for act, v in by_act.items() for peer, t in TARGETS.items()
+             if _ratio(v, peer) is not None and _ratio(v, peer) < t}
+    columns = (("forward", "forward"), ("output", "f, depth 3"), ("dw1", "df/dw1, depth 3"))
+    rows = []
+    for label, r in doc["activations"].items():
+        if label not in below or "jax_normal" not in r["forward"]:
+            continue
+        rows.append([label] + [f"{_ulps(r[k]['gradkern'])} / {_ulps(r[k]['torch'])} / "
+                               f"{_ulps(r[k]['jax_normal'])}" for k, _ in columns])
+    if not rows:
+        return "Every activation meets its throughput targets in the float32 table."
+    return (_md_table(["activation"] + [name for _, name in columns], rows) + "\n\n"
+            f"Maximum float32 error in ulps against mpmath, gradkern / torch {doc['torch']} / "
+            f"JAX {doc.get('jax', '?')} (`benchmarks/accuracy_table.py --jax`; JAX's over the "
+            "inputs where input and truth are normal float32 numbers).")
+
+
 @region("vecmath-bounds")
 def vecmath_bounds():
     from gradkern._numba.vecmath import MAX_ULP
