@@ -4,7 +4,7 @@ kernel's compile time goes.
 
     python benchmarks/compile_time.py [--activations all] [--out benchmarks/results/compile-time.json]
     python benchmarks/compile_time.py --breakdown [--base DIR] [--out FILE]
-    python benchmarks/compile_time.py --one-kernel [--out FILE]
+    python benchmarks/compile_time.py --jobs [--out benchmarks/results/compile-jobs.json]
 
 Each measurement is its own subprocess; "cold" gets an empty NUMBA_CACHE_DIR,
 "warm" the one the cold run filled.  Small N (the serial build) and large N
@@ -19,12 +19,15 @@ passes (type inference, which includes compiling the scalar functions a
 kernel first calls; IR inlining; parfor passes and parfor lowering; native
 lowering).  ``--base DIR`` measures another checkout in the same run.
 
-``--one-kernel``: would one kernel for many activations compile faster than
-one kernel each?  From an empty cache, each in a fresh process (compile
-workers off): the serial chain kernels of the seed notebook's activations
-(``gradkern vanishing``'s; one per distinct pair of scalar functions), one
-after another, against one per-layer kernel (``chain.layers.LayerPlan``)
-holding all of them as slots, the layer's slot chosen at run time.
+``--jobs``: what ``gradkern vanishing`` and ``gradkern verify`` compile,
+each from an empty cache in a fresh process with the compile workers off:
+how many kernels, their compile seconds in all (Numba's ``compiler_lock``
+timers) and the job's wall time.  And would one kernel for many activations
+compile faster than one kernel each?  The serial chain kernels of the seed
+notebook's activations (vanishing's; one per distinct pair of scalar
+functions) one after another, against one per-layer kernel
+(``chain.layers.LayerPlan``) holding all of them as slots, the layer's slot
+chosen at run time.
 """
 import argparse
 import json
@@ -130,6 +133,35 @@ print(json.dumps({"kernels": len(acts), "seconds": time.perf_counter() - t}))
 """
 
 
+JOB_TALLY = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from gradkern.cli import main
+from gradkern.chain import cpu as ccpu
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+wall = time.perf_counter() - t0
+sigs = [k.get_metadata(s)["timers"].get("compiler_lock", 0.0)
+        for k in ccpu._KERNELS.values() for s in k.signatures]
+print(json.dumps({"kernels": len(sigs), "compile_s": sum(sigs), "wall_s": wall}))
+"""
+
+JOBS = {"vanishing": ["vanishing", "--seed", "0"], "verify": ["verify", "--quiet", "--seed", "0"]}
+
+
+def job_tally(job):
+    """Kernels, compile seconds and wall seconds of ``job`` (a key of JOBS)
+    from an empty cache, compile workers off."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
+        res = subprocess.run([sys.executable, "-c", JOB_TALLY, *JOBS[job]], env=env,
+                             capture_output=True, text=True, check=True,
+                             cwd=tempfile.gettempdir()).stdout
+    return json.loads(res.strip().splitlines()[-1])
+
+
 def one_kernel():
     """Seconds to compile the seed activations' chain kernels one each, and
     as one kernel with a slot each (fresh processes, empty caches)."""
@@ -173,14 +205,14 @@ def main(argv=None):
     ap.add_argument("--breakdown", action="store_true",
                     help="where each kernel's compile time goes (Numba's pass timers)")
     ap.add_argument("--base", help="with --breakdown: another checkout, measured in the same run")
-    ap.add_argument("--one-kernel", action="store_true",
-                    help="the seed activations' kernels one each against one shared kernel")
+    ap.add_argument("--jobs", action="store_true",
+                    help="what vanishing and verify compile; one kernel each or one shared")
     args = ap.parse_args(argv)
     names = list(gk.ACTIVATIONS) if args.activations == "all" else args.activations.split(",")
     if args.breakdown:
         return main_breakdown(names, args)
-    if args.one_kernel:
-        return main_one_kernel(args)
+    if args.jobs:
+        return main_jobs(args)
     rows = []
     for name in names:
         for n, build in ((1000, "serial"), (10**6, "parallel")):
@@ -222,19 +254,26 @@ def main_breakdown(names, args):
             fh.write("\n")
 
 
-def main_one_kernel(args):
+def main_jobs(args):
     from gradkern.bench.cpu import machine_info
 
+    result = {"machine": machine_info(),
+              "what": "from an empty cache, fresh processes, compile workers off: each job's "
+                      "chain kernels (count, compile seconds in all, the job's wall seconds); "
+                      "and the seed notebook's activations' float32 serial chain kernels "
+                      "compiled one each against one per-layer kernel holding them all as slots",
+              "jobs": {}}
+    for job in JOBS:
+        r = result["jobs"][job] = {k: round(v, 2) for k, v in job_tally(job).items()}
+        print(f"{job}: {r['kernels']} kernels, {r['compile_s']:.2f} s compiling, "
+              f"{r['wall_s']:.2f} s in all", flush=True)
     res = one_kernel()
     sep, one = res["separate"], res["one"]
+    result.update(one_each_s=round(sep["seconds"], 2), one_kernel_s=round(one["seconds"], 2),
+                  one_kernel_slots=one["kernels"])
     print(f"{sep['kernels']} chain kernels (float32, serial build): one each "
           f"{sep['seconds']:.2f} s, one kernel with {one['kernels']} slots {one['seconds']:.2f} s")
     if args.out:
-        result = {"machine": machine_info(), "what": "seconds to compile the seed notebook's "
-                  "activations' chain kernels from an empty cache, one kernel each against one "
-                  "per-layer kernel holding them all as slots; fresh processes, compile workers "
-                  "off, float32, serial build", "one_each_s": round(sep["seconds"], 2),
-                  "one_kernel_s": round(one["seconds"], 2), "kernels": sep["kernels"]}
         with open(args.out, "w") as fh:
             json.dump(result, fh, indent=1)
             fh.write("\n")
