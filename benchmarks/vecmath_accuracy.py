@@ -508,8 +508,14 @@ def tanh_loop_speed(base_vecmath, n=1 << 20, repeats=30):
     from gradkern._numba import vecmath
 
     x = np.random.default_rng(0).uniform(-5, 5, n).astype(np.float32)
+    return _loop_ns(x, {"base": base_vecmath.vtanh, "new": vecmath.vtanh}, repeats)
+
+
+def _loop_ns(x, fns, repeats):
+    """{tree: best ns per element} of ``out[i] = fn(x[i])`` for each of
+    ``fns`` ({tree: jitted scalar function}), the trees alternating."""
     y = np.empty_like(x)
-    loops = {"base": _apply(base_vecmath.vtanh), "new": _apply(vecmath.vtanh)}
+    loops = {tree: _apply(fn) for tree, fn in fns.items()}
     best = {}
     for _ in range(repeats):
         for tree, loop in loops.items():
@@ -517,7 +523,7 @@ def tanh_loop_speed(base_vecmath, n=1 << 20, repeats=30):
             t0 = time.perf_counter()
             loop(x, y)
             best[tree] = min(best.get(tree, math.inf), time.perf_counter() - t0)
-    return {t: round(b / n * 1e9, 3) for t, b in best.items()}
+    return {t: round(b / x.size * 1e9, 3) for t, b in best.items()}
 
 
 # ----------------------------------------------------------------------------- 5. correction steps
@@ -604,17 +610,8 @@ def correction_speed(base_vecmath, n, repeats=15):
         for dt in dtypes:
             lo, hi = LOOP_RANGE[name]
             x = np.random.default_rng(0).uniform(lo, hi, 1 << 20).astype(dt)
-            y = np.empty_like(x)
-            fns = {"base": _apply(getattr(base_vecmath, "v" + name)),
-                   "new": _apply(getattr(vecmath, "v" + name))}
-            best = {}
-            for _ in range(repeats):
-                for tree, loop in fns.items():
-                    loop(x[:64], y[:64])
-                    t0 = time.perf_counter()
-                    loop(x, y)
-                    best[tree] = min(best.get(tree, math.inf), time.perf_counter() - t0)
-            loops[f"{name}/{dt}"] = {t: round(b / x.size * 1e9, 3) for t, b in best.items()}
+            loops[f"{name}/{dt}"] = _loop_ns(x, {"base": getattr(base_vecmath, "v" + name),
+                                                 "new": getattr(vecmath, "v" + name)}, repeats)
             print(name, dt, loops[f"{name}/{dt}"], flush=True)
     trees = {"base": _exp_ops(base_vecmath.vexp, base_vecmath.vexpm1, base_vecmath.vlog1p),
              "new": _exp_ops(vecmath.vexp, vecmath.vexpm1, vecmath.vlog1p)}

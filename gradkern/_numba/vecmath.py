@@ -145,55 +145,34 @@ MAX_ULP = {"exp": 0.51, "expm1": 0.51, "log1p": 1.0, "tanh/float32": 0.5, "tanh/
 f32, f64, i32, i64 = np.float32, np.float64, np.int32, np.int64
 
 
-def vexp(x):
-    """exp(x) (jit-only: call from numba code)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
+def _jit_only(name, doc):
+    """The Python function numba code calls as ``name`` (``overload`` below
+    gives it an implementation per dtype); called from Python it raises."""
+    def stub(x):
+        raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
+
+    stub.__name__ = stub.__qualname__ = name
+    stub.__doc__ = doc
+    return stub
 
 
-def vexpm1(x):
-    """expm1(x) (jit-only)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
-
-
-def vlog1p(x):
-    """log1p(x) (jit-only)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
-
-
-def vtanh(x):
-    """tanh(x) (jit-only)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
-
-
-def vsigmoid(x):
-    """1/(1 + exp(-x)) (jit-only)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
-
-
-def vlog(x):
-    """log(x) (jit-only): the sweeps' Box-Muller draw and log10|g|."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
-
-
-def vexp_uncorrected(x):
-    """exp(x) without vexp's correction step (jit-only): the algorithm the
-    sweeps' random stream is defined with (0.81 / 0.80 ulp)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
-
-
-def vexpm1_uncorrected(x):
-    """expm1(x) without vexpm1's correction step (jit-only), as vexp_uncorrected."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
-
-
-def vlog_uncorrected(x):
-    """log(x) without vlog's float64 correction step (jit-only), as vexp_uncorrected."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
-
-
-def vcossin_turns(x):
-    """(cos(2 pi x), sin(2 pi x)), float64 only, for |x| < 2**50 (jit-only)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
+vexp = _jit_only("vexp", "exp(x) (jit-only: call from numba code).")
+vexpm1 = _jit_only("vexpm1", "expm1(x) (jit-only).")
+vlog1p = _jit_only("vlog1p", "log1p(x) (jit-only).")
+vtanh = _jit_only("vtanh", "tanh(x) (jit-only).")
+vsigmoid = _jit_only("vsigmoid", "1/(1 + exp(-x)) (jit-only).")
+vlog = _jit_only("vlog", "log(x) (jit-only): the sweeps' Box-Muller draw and log10|g|.")
+vexp_uncorrected = _jit_only(
+    "vexp_uncorrected", "exp(x) without vexp's correction step (jit-only): the algorithm "
+    "the sweeps' random stream is defined with (0.81 / 0.80 ulp).")
+vexpm1_uncorrected = _jit_only(
+    "vexpm1_uncorrected",
+    "expm1(x) without vexpm1's correction step (jit-only), as vexp_uncorrected.")
+vlog_uncorrected = _jit_only(
+    "vlog_uncorrected",
+    "log(x) without vlog's float64 correction step (jit-only), as vexp_uncorrected.")
+vcossin_turns = _jit_only(
+    "vcossin_turns", "(cos(2 pi x), sin(2 pi x)), float64 only, for |x| < 2**50 (jit-only).")
 
 
 # ----------------------------------------------------------------------------- per-dtype data
@@ -982,9 +961,7 @@ __all__ += ["verf", "ERF_MAX_ULP"]
 ERF_MAX_ULP = {"float32": 0.7, "float64": 0.7}
 
 
-def verf(x):
-    """erf(x) (jit-only)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
+verf = _jit_only("verf", "erf(x) (jit-only).")
 
 
 class _ErfTable(NamedTuple):
@@ -1186,10 +1163,8 @@ __all__ += ["vndtr_tail", "NDTR_TAIL_MAX_ULP"]
 NDTR_TAIL_MAX_ULP = {"float32": 3.0, "float64": 3.0}
 
 
-def vndtr_tail(x):
-    """(e, m, r) for x >= 1 with Phi(-x) = e*m/x and Phi(-x) - x phi(x) = e*r,
-    phi the normal density (jit-only)."""
-    raise NotImplementedError("gradkern._numba.vecmath functions run inside numba code only")
+vndtr_tail = _jit_only("vndtr_tail", "(e, m, r) for x >= 1 with Phi(-x) = e*m/x and Phi(-x) "
+                      "- x phi(x) = e*r, phi the normal density (jit-only).")
 
 
 class _NdtrTable(NamedTuple):
