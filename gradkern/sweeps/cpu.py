@@ -96,8 +96,7 @@ def _make_stats_kernel(forward, backward, stochastic, code):
                     vals[n_layers, j] = g[j]
                 for j in range(m):
                     vals[n_layers + 1, j] = y[j]
-                for ch in range(n_ch):
-                    accumulate_lanes(S, M, Hb, logs, cols, vals, ch, m)
+                accumulate_lanes(S, M, Hb, logs, cols, vals, m)
             close_lanes(S, M, F[b], MM[b])
 
     # the kind by number: the four pair fillers are one closure's code (a key
@@ -155,8 +154,7 @@ def _make_sample_stats_kernel(forward, backward, stochastic, code, wcode, bcode,
                     vals[n_layers, j] = g[j]
                 for j in range(m):
                     vals[n_layers + 1, j] = y[j]
-                for ch in range(n_ch):
-                    accumulate_lanes(S, M, Hb, logs, cols, vals, ch, m)
+                accumulate_lanes(S, M, Hb, logs, cols, vals, m)
             close_lanes(S, M, F[b], MM[b])
 
     return cache_kernel(stats_kernel, forward, backward, fill_x, fill_w, fill_b,
