@@ -81,15 +81,21 @@ print(repr(out))
 def _env(cache, src, extra=None):
     env = {**os.environ, "NUMBA_CACHE_DIR": cache, **(extra or {})}
     if src is not None:
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        # no empty entry: that would put the working directory (/tmp, where
+        # a stray bisect.py broke the standard library) on the path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     return env
 
 
 def run_job(args, cache, src=None, extra=None):
     """Wall seconds of one CLI run in a fresh process (CalledProcessError if it fails)."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", CLI, *args], env=_env(cache, src, extra), check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=NEUTRAL)
+    done = subprocess.run([sys.executable, "-c", CLI, *args], env=_env(cache, src, extra),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          cwd=NEUTRAL)
+    if done.returncode:
+        print(done.stderr[-3000:], file=sys.stderr)
+        done.check_returncode()
     return time.perf_counter() - t
 
 

@@ -180,7 +180,9 @@ def breakdown(names, src=None):
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
         if src:
-            env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+            # no empty entry: that would put the working directory (/tmp, where
+            # a stray bisect.py broke the standard library) on the path
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         # cwd: a checkout's gradkern/ would come first on ``python -c``'s path
         out = subprocess.run([sys.executable, "-c", BREAKDOWN, ",".join(names), "sweep,chain"],
                              env=env, capture_output=True, text=True, check=True,
