@@ -20,6 +20,7 @@ prints the table.
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def main(argv=None):
             print(f"\r[{i + 1}/{total}] {rec['activation']} {rec['lib']}      ", end="",
                   file=sys.stderr, flush=True)
 
+    load_before = os.getloadavg()[0]
     records = like_for_like(list(run_bench(acts, [int(args.n)], [args.dtype], libs, depth=3,
                                            repeat=args.repeat, budget_s=4.0,
                                            progress=progress)))
@@ -87,7 +89,8 @@ def main(argv=None):
         pass
     data = {"machine": machine,
             "note": ("ratios are like for like (same outputs) and measured a few seconds apart "
-                     "in one process; the machine was shared with other jobs"),
+                     f"in one process; 1-minute load average {load_before:.2f} before the run, "
+                     f"{os.getloadavg()[0]:.2f} after it (its own threads included)"),
             "records": records}
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"cpu-1e7-{args.dtype}.json")
     out.write_text(json.dumps(data, indent=1) + "\n")
