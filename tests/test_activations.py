@@ -321,3 +321,21 @@ def test_parameters_torch_turns_into_nan_or_inf_are_value_errors(name, params, t
     assert not torch.isfinite(grad).all()
     with pytest.raises(ValueError, match=match):
         gk.activation(name, **params)
+
+
+def test_kernel_params_rounded_once_per_dtype():
+    """kernel_params is computed once per dtype and kept (a chain_grad call
+    reads it every time); an overflowing parameter still raises every time."""
+    act = gk.activation("ELU", alpha=0.3)
+    p32, p64 = act.kernel_params("float32"), act.kernel_params(np.float64)
+    assert all(type(v) is np.float32 for v in p32)
+    assert all(type(v) is np.float64 for v in p64)
+    assert act.kernel_params(np.dtype(np.float32)) is p32
+    assert p32 == gk.activation("ELU", alpha=0.3).kernel_params(np.float32)
+    bad = gk.activation("LeakyReLU", negative_slope=1e300)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="overflows"):
+            bad.kernel_params(np.float32)
+    assert gk.activations.resolve("Tanh") is gk.activations.resolve("Tanh")
+    with pytest.raises(ValueError):
+        gk.activations.resolve("NoSuchActivation")
