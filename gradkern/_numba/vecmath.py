@@ -410,20 +410,19 @@ def _exp(d, correct=True):
     return exp
 
 
-def _expm1_parts(d):
-    """``parts(x)`` = (hi, lo, t) with expm1(x) = (hi + lo) t for the dtype
-    described by ``d``, hi the rounded sum and lo its rounding error: exp's correction step
-    (:func:`_exp_pair`), the pair started at 0 for n = 0 (expm1(r) itself,
-    exact near 0) and at 1 otherwise, then 2^n e - 1 by TwoSum; t = 2 only at
-    the top of the range (below)."""
+def _expm1_reduction(d):
+    """``reduce(x)`` = (nf, r_hi, r, s, t) for expm1 in the dtype described
+    by ``d``: x clamped to expm1's range, x = n ln2 + r with n = nf (r_hi
+    with ln2_hi alone), and 2^n = s t: s = 2^min(n, bias), t = 2^(n - that)
+    (k <= 1) for the top of the range, where 2^128 overflows although expm1
+    does not yet; there the -1 is far below an ulp, so (2^127 e + 2^127 - 1)
+    * 2 is the same float."""
     F, I, mant, bias = d.ftype, d.itype, d.mant, d.bias
     lo, hi, log2e, rnd, ln2_hi, ln2_lo = (
         d.expm1_lo, d.expm1_hi, d.log2e, d.round, d.ln2_hi, d.ln2_lo)
-    one, zero = F(1.0), F(0.0)
-    pair = _exp_pair(d)
 
     @numba.njit(**_JIT)
-    def parts(x):
+    def reduce(x):
         xc = x if x > lo else lo
         xc = xc if xc < hi else hi
         nf = (xc * log2e + rnd) - rnd
@@ -433,6 +432,25 @@ def _expm1_parts(d):
         nc = I(n if n < bias else bias)
         s = bits_float(I((nc + bias) << mant))
         t = bits_float(I((n - nc + bias) << mant))
+        return nf, r_hi, r, s, t
+
+    return reduce
+
+
+def _expm1_parts(d):
+    """``parts(x)`` = (hi, lo, t) with expm1(x) = (hi + lo) t for the dtype
+    described by ``d``, hi the rounded sum and lo its rounding error: exp's correction step
+    (:func:`_exp_pair`), the pair started at 0 for n = 0 (expm1(r) itself,
+    exact near 0) and at 1 otherwise, then 2^n e - 1 by TwoSum; t = 2 only at
+    the top of the range (:func:`_expm1_reduction`)."""
+    F = d.ftype
+    one, zero = F(1.0), F(0.0)
+    pair = _exp_pair(d)
+    reduce = _expm1_reduction(d)
+
+    @numba.njit(**_JIT)
+    def parts(x):
+        nf, r_hi, _, s, t = reduce(x)
         start = zero if nf == zero else one
         e_hi, e_lo = pair(nf, r_hi, start)
         # 2^n (e_hi + e_lo) - start: 2^n e_hi exact, its sum with -start by TwoSum
@@ -454,26 +472,14 @@ def _expm1(d, correct=True):
     dense grid).  ``correct=True`` (``vexpm1``): :func:`_expm1_parts` rounded
     once (0.5005 / 0.5005).
     """
-    F, I, mant, bias = d.ftype, d.itype, d.mant, d.bias
-    lo, hi, log2e, rnd, ln2_hi, ln2_lo, taylor = (
-        d.expm1_lo, d.expm1_hi, d.log2e, d.round, d.ln2_hi, d.ln2_lo, d.expm1_taylor)
-    one = F(1.0)
+    one = d.ftype(1.0)
+    taylor = d.expm1_taylor
     parts = _expm1_parts(d)
+    reduce = _expm1_reduction(d)
 
     def expm1(x):
-        xc = x if x > lo else lo
-        xc = xc if xc < hi else hi
-        nf = (xc * log2e + rnd) - rnd
-        r_hi = fma(-nf, ln2_hi, xc)
-        r = fma(-nf, ln2_lo, r_hi)
-        # 2^n with n <= bias (float32: 127), times 2^k (k <= 1) for the top of the
-        # range, where 2^128 overflows although expm1 does not yet; there the -1 is
-        # far below an ulp, so (2^127 e + 2^127 - 1) * 2 is the same float
-        n = I(nf)
-        nc = I(n if n < bias else bias)
-        s = bits_float(I((nc + bias) << mant))
-        t = bits_float(I((n - nc + bias) << mant))
         if not correct:
+            _, _, r, s, t = reduce(x)
             q = _horner(r, taylor)
             e = fma(r * r, q, r)
             res = fma(s, e, s - one) * t
