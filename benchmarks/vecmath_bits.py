@@ -253,7 +253,7 @@ def _worker_cpu():
             for dt in ("float32", "float64"):
                 x = np.linspace(-3, 3, 300).astype(dt)
                 gk.chain_grad(x, act, np.full(4, 0.9, dt), seed=0 if act.stochastic else None)
-                kernel = cpu.get_kernel(act.spec, per_sample_noise=act.stochastic, parallel=False)
+                kernel = cpu.get_kernel(act.ops(), per_sample_noise=act.stochastic, parallel=False)
                 sig = next(s for s in kernel.signatures if str(s[0].dtype) == dt)
                 result[f"chain {label}/{dt}"] = asm_instructions(kernel.inspect_asm(sig))
     for dt in ("float32", "float64"):
