@@ -362,22 +362,22 @@ def jax_columns(act, x):
     return _columns(np.asarray(one(xj)), np.asarray(grad(xj)), convert(run()))
 
 
-def measure(act, x, with_jax=False):
+def measure(act, x, with_jax=False, truth=None):
     """{column: (gradkern's ulp errors, torch's)} at the float32 inputs ``x``;
-    ``with_jax``: (gradkern's, torch's, JAX's)."""
-    truth = truth_columns(act, x)
+    ``with_jax``: (gradkern's, torch's, JAX's).  ``truth``: the
+    :func:`truth_columns` of ``x``, if already computed."""
+    truth = truth_columns(act, x) if truth is None else truth
     libs = [gradkern_columns(act, x), torch_columns(act, x)]
     if with_jax:
         libs.append(jax_columns(act, x))
     return {c: tuple(ulp_error(lib[c], truth[c]) for lib in libs) for c in COLUMNS}
 
 
-def normal_only(x, act):
-    """{column: mask} of the inputs where x and the truth are normal float32
-    numbers: XLA on the CPU flushes subnormals to zero, an error of up to
-    2^23 ulp that says nothing of its formulas' rounding."""
+def normal_only(x, truth):
+    """{column: mask} of the inputs where x and the truth (:func:`truth_columns`)
+    are normal float32 numbers: XLA on the CPU flushes subnormals to zero, an
+    error of up to 2^23 ulp that says nothing of its formulas' rounding."""
     tiny = float(np.finfo(np.float32).tiny)
-    truth = truth_columns(act, x)
     return {c: (np.abs(x) >= tiny) & (np.abs(truth[c]) >= tiny) for c in COLUMNS}
 
 
@@ -424,9 +424,10 @@ def main(argv=None):
     for label, act in smooth_variants():
         x = inputs(act, args.n_log)
         t = time.time()
-        normal = normal_only(x, act) if args.jax else None
+        truth = truth_columns(act, x)
+        normal = normal_only(x, truth) if args.jax else None
         results[label] = {"inputs": int(x.size),
-                          **summary(x, measure(act, x, args.jax), normal)}
+                          **summary(x, measure(act, x, args.jax, truth), normal)}
         print(f"{label}: {x.size} inputs, {time.time() - t:.1f} s", file=sys.stderr)
     doc = {
         "what": "float32 max error in ulps against mpmath (benchmarks/accuracy_table.py)",
