@@ -151,32 +151,10 @@ print(json.dumps({"kernels": len(sigs), "compile_s": sum(sigs), "wall_s": wall})
 JOBS = {"vanishing": ["vanishing", "--seed", "0"], "verify": ["verify", "--quiet", "--seed", "0"]}
 
 
-def job_tally(job):
-    """Kernels, compile seconds and wall seconds of ``job`` (a key of JOBS)
-    from an empty cache, compile workers off."""
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
-        res = subprocess.run([sys.executable, "-c", JOB_TALLY, *JOBS[job]], env=env,
-                             capture_output=True, text=True, check=True,
-                             cwd=tempfile.gettempdir()).stdout
-    return json.loads(res.strip().splitlines()[-1])
-
-
-def one_kernel():
-    """Seconds to compile the seed activations' chain kernels one each, and
-    as one kernel with a slot each (fresh processes, empty caches)."""
-    out = {}
-    for how in ("separate", "one"):
-        with tempfile.TemporaryDirectory() as cache:
-            env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
-            res = subprocess.run([sys.executable, "-c", ONE_KERNEL, how], env=env,
-                                 capture_output=True, text=True, check=True,
-                                 cwd=tempfile.gettempdir()).stdout
-        out[how] = json.loads(res.strip().splitlines()[-1])
-    return out
-
-
-def breakdown(names, src=None):
+def _cold_json(script, *args, src=None):
+    """The JSON that ``script`` prints last, run as ``python -c script args``
+    in a fresh process with an empty cache and the compile workers off
+    (``src``: another checkout's gradkern instead)."""
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache, "GRADKERN_COMPILE_WORKERS": "0"}
         if src:
@@ -184,10 +162,26 @@ def breakdown(names, src=None):
             # a stray bisect.py broke the standard library) on the path
             env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         # cwd: a checkout's gradkern/ would come first on ``python -c``'s path
-        out = subprocess.run([sys.executable, "-c", BREAKDOWN, ",".join(names), "sweep,chain"],
-                             env=env, capture_output=True, text=True, check=True,
+        out = subprocess.run([sys.executable, "-c", script, *args], env=env,
+                             capture_output=True, text=True, check=True,
                              cwd=tempfile.gettempdir()).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def job_tally(job):
+    """Kernels, compile seconds and wall seconds of ``job`` (a key of JOBS)
+    from an empty cache, compile workers off."""
+    return _cold_json(JOB_TALLY, *JOBS[job])
+
+
+def one_kernel():
+    """Seconds to compile the seed activations' chain kernels one each, and
+    as one kernel with a slot each (fresh processes, empty caches)."""
+    return {how: _cold_json(ONE_KERNEL, how) for how in ("separate", "one")}
+
+
+def breakdown(names, src=None):
+    return _cold_json(BREAKDOWN, ",".join(names), "sweep,chain", src=src)
 
 
 def measure(name, n, cache_dir):
