@@ -363,11 +363,16 @@ def _note(dtype):
 TARGETS = report.TARGETS
 
 
+def _misses(by_act):
+    """[(activation, peer, ratio)] of every ratio below its target in TARGETS."""
+    return [(act, peer, _ratio(v, peer)) for act, v in by_act.items()
+            for peer, t in TARGETS.items()
+            if _ratio(v, peer) is not None and _ratio(v, peer) < t]
+
+
 def _targets_note(by_act):
     gk = _gradkern()
-    misses = [f"{act} ({_ratio(v, peer):.2f}x {peer})" for act, v in by_act.items()
-              for peer, t in TARGETS.items()
-              if _ratio(v, peer) is not None and _ratio(v, peer) < t]
+    misses = [f"{act} ({ratio:.2f}x {peer})" for act, peer, ratio in _misses(by_act)]
     shares = []
     for label, pl in (("piecewise-linear", True), ("smooth", False)):
         f = [_ratio(v, "memory-floor") for a, v in by_act.items()
@@ -608,8 +613,7 @@ def accuracy_peers():
     inputs (JAX's where input and truth are normal: XLA flushes subnormals)."""
     doc = _load("accuracy-float32.json")
     by_act, _ = _cpu_rows("float32")
-    below = {act for act, v in by_act.items() for peer, t in TARGETS.items()
-             if _ratio(v, peer) is not None and _ratio(v, peer) < t}
+    below = {act for act, _, _ in _misses(by_act)}
     columns = (("forward", "forward"), ("output", "f, depth 3"), ("dw1", "df/dw1, depth 3"))
     rows = []
     for label, r in doc["activations"].items():
